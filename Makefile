@@ -1,0 +1,75 @@
+# Newcomers: `make demo` runs the recovery on the local Render-like environment,
+# `make test` runs every check. Both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup postgres lint unit test pytest molecule demo sim verify down clean
+
+setup: $(STAMP) postgres
+
+$(STAMP): requirements.txt requirements-dev.txt collections/requirements.yml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/ansible-galaxy collection install -r collections/requirements.yml >/dev/null
+	touch $@
+
+# PostgreSQL server binaries (initdb, pg_ctl, pg_dump) for the throwaway clusters.
+postgres:
+	@if ! $(PYTHON) -c 'from localenv.cluster import find_bin_dir; find_bin_dir()' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing PostgreSQL from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    $(PYTHON) -c 'from localenv.cluster import find_bin_dir; find_bin_dir()'; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+pytest: setup
+	$(BIN)/pytest -q
+
+molecule: setup
+	cd $(CURDIR) && for scenario in $$(ls molecule | grep -v '^shared$$'); do \
+	  $(BIN)/molecule test -s $$scenario; \
+	done
+
+test: lint pytest molecule
+
+# The local Render-like environment (cluster with the broken production-shaped
+# database, Render simulator whose newest deploy failed), then the whole recovery,
+# then the investigation's findings as an operator reads them.
+demo: setup
+	$(BIN)/python -m localenv up
+	$(BIN)/ansible-playbook playbooks/recover.yml -i inventories/local
+	$(BIN)/ansible-playbook playbooks/verify.yml -i inventories/local
+	@report=$$(ls -td reports/local-demo/*/ | head -1); \
+	  echo; echo "== what the investigation found before acting: $${report}findings.md"; cat "$${report}findings.md"; \
+	  echo; echo "== the run: $${report}run-report.md"; cat "$${report}run-report.md"
+
+# Scheduled verification, here against the local environment (read-only; fails on drift).
+verify: setup
+	$(BIN)/ansible-playbook playbooks/verify.yml -i inventories/local
+
+# The Render API simulator alone, in the foreground (Ctrl-C stops it), beside a
+# running local environment's cluster (started empty when none runs).
+sim: setup
+	test -f .localenv/cluster_dir || $(BIN)/python -m localenv up --empty --no-simulator
+	$(BIN)/python -m localenv.render_sim --state localenv/render_sim/example_state.yml \
+	  --cluster-dir "$$(cat .localenv/cluster_dir)" --api-key-file .localenv/render_api_key
+
+down:
+	$(BIN)/python -m localenv down
+
+clean: down
+	rm -rf reports .pytest_cache .ruff_cache

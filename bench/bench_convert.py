@@ -1,0 +1,152 @@
+"""Benchmark the key conversion side by side on copies of one large database.
+
+    .venv/bin/python bench/bench_convert.py [--scale 1000]   # ~1.1 GB at the default scale
+
+Builds the production-shaped broken fixture once on a throwaway cluster, copies
+it (CREATE DATABASE ... TEMPLATE) and measures, in one run on the same machine:
+
+  ours            the module's conversion (one ALTER per table), FKs validated in the transaction
+  ours+deferred   the same with fk_validation=after_commit (NOT VALID inside, VALIDATE after)
+  ours+deferred+C the same with collation C for the converted columns (uuid's own order; index
+                  builds run bytewise instead of under the database's linguistic collation)
+  vacuum full     the sum of VACUUM FULL over the affected tables: the cost of one rewrite
+  naive           one ALTER per column, as the old script did (same drops and recreations)
+
+and prints the ratios the targets are stated in:
+  naive / ours (total)                    target >= 1.7
+  ours exclusive-lock window / VACUUM FULL target <= 1.6
+
+This is a script that prints measurements, never a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ansible.module_utils
+
+ansible.module_utils.__path__.append(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils"))
+
+import psycopg2  # noqa: E402
+from ansible.module_utils import key_conversion_sql as q  # noqa: E402
+from ansible.module_utils.key_conversion_plan import ConversionRequest  # noqa: E402
+from ansible.module_utils.key_conversion_run import RunOptions, convert, plan_only  # noqa: E402
+
+from demoapp import fixture  # noqa: E402
+from localenv import cluster as pg  # noqa: E402
+
+TEMPLATE = "bench_template"
+
+
+def copy(cluster, name: str) -> str:
+    pg.drop_database(cluster, name)
+    pg.create_database(cluster, name, template=TEMPLATE)
+    conn = psycopg2.connect(cluster.url(name))
+    conn.autocommit = True
+    conn.cursor().execute("VACUUM ANALYZE")  # the same starting point for every contender
+    conn.close()
+    return cluster.url(name)
+
+
+def run_ours(url: str, fk_validation: str, collation: str | None = None) -> dict:
+    conn = psycopg2.connect(url)
+    start = time.monotonic()
+    outcome = convert(conn, ConversionRequest(fk_validation=fk_validation, collation=collation), RunOptions())
+    total = time.monotonic() - start
+    conn.close()
+    assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]
+    return {"total": total, "lock": outcome["timings"]["exclusive_lock"], "timings": outcome["timings"],
+            "tables": len(outcome["plan"].tables), "columns": len(outcome["plan"].columns)}
+
+
+def run_vacuum_full(url: str, tables: list[str]) -> dict:
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    start = time.monotonic()
+    with conn.cursor() as cur:
+        for relation in tables:
+            cur.execute(f"VACUUM FULL {relation}")
+    total = time.monotonic() - start
+    conn.close()
+    return {"total": total, "lock": total}
+
+
+def run_naive(url: str) -> dict:
+    """The old script's shape: drop, then one ALTER TABLE per column, recreate."""
+    conn = psycopg2.connect(url)
+    plan = plan_only(conn, ConversionRequest())["plan"]
+    start = time.monotonic()
+    with conn.cursor() as cur:
+        for statement in plan.drop_sql:
+            cur.execute(statement)
+        for column in plan.columns:
+            cur.execute(q.alter_columns(column["relation"], [(column["column"], column["new_type"])]))
+        for statement in plan.create_sql:
+            cur.execute(statement)
+    conn.commit()
+    total = time.monotonic() - start
+    conn.close()
+    return {"total": total, "lock": total}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=1000, help="fixture scale (1000 is about 1.1 GB)")
+    args = parser.parse_args()
+
+    cluster = pg.create()
+    try:
+        pg.create_database(cluster, TEMPLATE)
+        started = time.monotonic()
+        counts = fixture.build(cluster.url(TEMPLATE), scale=args.scale)
+        conn = psycopg2.connect(cluster.url(TEMPLATE))
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_database_size(current_database())")
+            size = cur.fetchone()[0]
+        plan = plan_only(conn, ConversionRequest())["plan"]
+        conn.close()  # a template must have no sessions to be copied
+        print(f"fixture: scale {args.scale}, {size / 2**30:.2f} GB, {counts['rows']} rows, "
+              f"{counts['foreign_keys']} FKs, built in {time.monotonic() - started:.0f} s; "
+              f"conversion rewrites {len(plan.tables)} tables, {len(plan.columns)} columns")
+
+        results = {}
+        results["ours"] = run_ours(copy(cluster, "bench_ours"), "in_transaction")
+        pg.drop_database(cluster, "bench_ours")
+        results["ours+deferred"] = run_ours(copy(cluster, "bench_deferred"), "after_commit")
+        pg.drop_database(cluster, "bench_deferred")
+        results["ours+deferred+C"] = run_ours(copy(cluster, "bench_c"), "after_commit", "C")
+        pg.drop_database(cluster, "bench_c")
+        results["vacuum full"] = run_vacuum_full(copy(cluster, "bench_vacuum"),
+                                                 [t["relation"] for t in plan.tables])
+        pg.drop_database(cluster, "bench_vacuum")
+        results["naive"] = run_naive(copy(cluster, "bench_naive"))
+        pg.drop_database(cluster, "bench_naive")
+
+        print()
+        print(f"{'contender':<18}{'total s':>10}{'exclusive lock s':>18}")
+        for name, result in results.items():
+            print(f"{name:<18}{result['total']:>10.1f}{result['lock']:>18.1f}")
+        print()
+        vacuum = results["vacuum full"]["total"]
+        ours = ("ours", "ours+deferred", "ours+deferred+C")
+        for name in ours:
+            print(f"{'naive / ' + name + ' (total)':<44}{results['naive']['total'] / results[name]['total']:>6.2f}"
+                  "   target >= 1.7")
+            print(f"{name + ' lock window / VACUUM FULL sum':<44}{results[name]['lock'] / vacuum:>6.2f}"
+                  "   target <= 1.6")
+        print()
+        for name in ours:
+            print(f"{name} phases: {results[name]['timings']}")
+    finally:
+        cluster.stop(remove=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+#!/usr/bin/python
+"""Ansible module: trigger a Render deploy and wait for it, or wait for an existing one."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: render_deploy
+short_description: Trigger a deploy of a Render service and wait for it to finish
+description:
+  - Creates a deploy with C(POST /services/{serviceId}/deploys). Render answers either 201
+    with the deploy or 202 ("queued" behind a running deploy) with no body; after a 202 the
+    module finds the new deploy in the service's deploy list.
+  - A create that failed ambiguously (5xx, timeout, dropped connection) is retried only after
+    the deploy list shows that no deploy was created, so one task never makes two deploys.
+  - Waits until the deploy is terminal (C(live), C(deactivated), C(build_failed),
+    C(update_failed), C(canceled), C(pre_deploy_failed)) or I(wait_timeout) passes.
+  - When the deploy fails, fetches the service's C(pre_deploy_ended) event for it and the
+    service's recent logs, and fails with them (or returns them with I(fail_on_failure=false)).
+  - With I(deploy_id) no deploy is created; the module waits for (or reports) that one.
+  - A deploy is an action, so creating one always reports C(changed); guard the task
+    (for example with C(when) on the result of the M(render_env_var) task) to keep a play
+    idempotent. In check mode nothing is created and C(changed) is true.
+options:
+  service:
+    description: The service ID (C(srv-...)) or its exact name.
+    type: str
+    required: true
+    aliases: [service_id]
+  deploy_id:
+    description: Wait for / report this existing deploy instead of creating one.
+    type: str
+  trigger:
+    description:
+      - C(always) creates a deploy on every run (a deploy is an action). C(unless_live) creates one only when
+        the service's latest deploy is not C(live) (e.g. it ended C(pre_deploy_failed)), so a second run
+        changes nothing.
+    type: str
+    choices: [always, unless_live]
+    default: always
+  clear_cache:
+    description: Clear the build cache first.
+    type: bool
+    default: false
+  commit_id:
+    description: Deploy this commit instead of the branch's latest.
+    type: str
+  wait:
+    description: Wait for the deploy to end.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the deploy to end.
+    type: int
+    default: 1800
+  poll_interval:
+    description: Seconds between two reads of the deploy's status.
+    type: float
+    default: 5
+  queued_timeout:
+    description: After a 202, seconds to look for the queued deploy in the deploy list.
+    type: float
+    default: 60
+  fail_on_failure:
+    description: Fail the task when the deploy ends in a failed state.
+    type: bool
+    default: true
+  log_lines:
+    description: How many recent log lines to fetch when the deploy fails.
+    type: int
+    default: 100
+extends_documentation_fragment: [render_api]
+author: render-key-recovery
+"""
+
+EXAMPLES = r"""
+- name: Deploy with the new DATABASE_URL and wait for it to be live
+  render_deploy:
+    service: "{{ render_service_id }}"
+    wait_timeout: 1200
+  when: database_url.changed
+  register: deploy
+
+- name: Wait for a deploy someone else started
+  render_deploy:
+    service: demo-api
+    deploy_id: dep-d0abcdefghijklmnopqr
+"""
+
+RETURN = r"""
+deploy:
+  description: The deploy as Render last reported it.
+  returned: when a deploy exists (not in check mode without deploy_id)
+  type: dict
+status:
+  description: The deploy's last status.
+  returned: when a deploy exists
+  type: str
+  sample: live
+http_status:
+  description: What Render answered to the create (201 with a body, or 202 queued).
+  returned: when a deploy was created
+  type: int
+failure:
+  description:
+    - When the deploy failed, the service's C(pre_deploy_ended) and C(deploy_ended) events for
+      it and the recent log lines (oldest first), to tell why.
+  returned: on failure
+  type: dict
+"""
+
+from datetime import UTC, datetime
+
+from ansible.module_utils.render_api import (
+    DEPLOY_SUCCESS,
+    DEPLOY_TERMINAL,
+    RenderAPIError,
+    render_argument_spec,
+    run_module,
+)
+
+
+def failure_details(client, service, deploy, log_lines):
+    """The events and logs that say why a deploy failed; partial when a read fails."""
+    details = {"events": {}, "logs": [], "errors": []}
+    service_id = service["id"]
+    for event_type in ("pre_deploy_ended", "deploy_ended", "build_ended"):
+        try:
+            for event in client.list_events(service_id, event_type=event_type, max_items=20):
+                if (event.get("details") or {}).get("deployId") == deploy["id"] or \
+                        (event_type == "build_ended" and deploy["id"] in str(event.get("details"))):
+                    details["events"][event_type] = event
+                    break
+        except RenderAPIError as exc:
+            details["errors"].append(str(exc))
+    if log_lines > 0:
+        try:
+            end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            logs = client.query_logs(service["ownerId"], [service_id], start_time=deploy.get("createdAt"),
+                                     end_time=end, direction="backward", page_limit=min(100, log_lines),
+                                     max_logs=log_lines)
+            details["logs"] = [entry.get("message", "") for entry in reversed(logs["logs"])]
+        except RenderAPIError as exc:
+            details["errors"].append(str(exc))
+    return details
+
+
+def run(module, client):
+    params = module.params
+    service = client.find_service(params["service"])
+    service_id = service["id"]
+    result = {"changed": False, "service_id": service_id}
+    latest = None
+    if params["trigger"] == "unless_live" and not params["deploy_id"]:
+        latest = next(iter(client.list_deploys(service_id, max_items=1)), None)
+    if params["deploy_id"]:
+        deploy = client.get_deploy(service_id, params["deploy_id"])
+    elif latest is not None and latest.get("status") in DEPLOY_SUCCESS:
+        # Idempotent mode: the service already runs a live deploy, nothing to do.
+        result.update(deploy=latest, status=latest.get("status"))
+        return result
+    else:
+        result["changed"] = True
+        if module.check_mode:
+            result["msg"] = f"would trigger a deploy of service {service_id}"
+            return result
+        deploy, http_status = client.create_deploy(
+            service_id, clear_cache=params["clear_cache"], commit_id=params["commit_id"],
+            queued_timeout=params["queued_timeout"])
+        result["http_status"] = http_status
+        if deploy is None:
+            result["msg"] = (f"Render queued a deploy of service {service_id} (HTTP {http_status}) but it "
+                             f"was not listed within {params['queued_timeout']:.0f}s")
+            if params["wait"]:
+                module.fail_json(**result)
+            return result
+    if params["wait"] and deploy.get("status") not in DEPLOY_TERMINAL:
+        try:
+            deploy = client.wait_for_deploy(service_id, deploy["id"], timeout=params["wait_timeout"],
+                                            interval=params["poll_interval"])
+        except RenderAPIError as exc:
+            result.update(deploy=deploy, status=deploy.get("status"))
+            module.fail_json(msg=str(exc), **result)
+    status = deploy.get("status")
+    result.update(deploy=deploy, status=status)
+    if status in DEPLOY_TERMINAL and status not in DEPLOY_SUCCESS:
+        failure = failure_details(client, service, deploy, params["log_lines"])
+        result["failure"] = failure
+        if params["fail_on_failure"]:
+            tail = "\n".join(failure["logs"][-15:])
+            pre = failure["events"].get("pre_deploy_ended", {}).get("details", {})
+            exit_code = (pre.get("reason") or {}).get("failure", {}).get("nonZeroExit")
+            why = f" (pre-deploy command exited {exit_code})" if exit_code is not None else ""
+            module.fail_json(msg=f"deploy {deploy['id']} of service {service_id} ended {status}{why}"
+                                 + (f"; recent logs:\n{tail}" if tail else ""), **result)
+    return result
+
+
+def argument_spec():
+    spec = render_argument_spec()
+    spec.update(
+        service={"type": "str", "required": True, "aliases": ["service_id"]},
+        deploy_id={"type": "str"},
+        trigger={"type": "str", "choices": ["always", "unless_live"], "default": "always"},
+        clear_cache={"type": "bool", "default": False},
+        commit_id={"type": "str"},
+        wait={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 1800},
+        poll_interval={"type": "float", "default": 5.0},
+        queued_timeout={"type": "float", "default": 60.0},
+        fail_on_failure={"type": "bool", "default": True},
+        log_lines={"type": "int", "default": 100},
+    )
+    return spec
+
+
+def main():
+    run_module(argument_spec(), run)
+
+
+if __name__ == "__main__":
+    main()

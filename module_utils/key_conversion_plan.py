@@ -1,0 +1,299 @@
+"""Plan a key-type conversion from the catalog alone.
+
+The plan names every column that changes type (the keys and the closure of
+FK-linked columns), every FK and dependent object dropped and recreated, the
+ordered SQL, the tables rewritten with their sizes, what is refused (by name,
+before any change), and columns of the source type left unconverted.
+Planning only reads: it is what check mode returns and what a run executes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible.module_utils import key_conversion_sql as q
+from ansible.module_utils.key_findings import conversion_seconds
+from ansible.module_utils.key_graph import fks_touching, linked_closure
+from ansible.module_utils.pg_catalog import Column
+
+SCOPES = ("keys", "all")
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+FK_VALIDATION = ("in_transaction", "after_commit")
+# Rebuilt by ALTER COLUMN TYPE itself, or handled as FKs.
+HANDLED = {"index", "primary key", "unique constraint", "foreign key", "default",
+           "extended statistics", "sequence", "exclusion constraint"}
+
+
+@dataclass
+class ConversionRequest:
+    keys: list[str] = field(default_factory=lambda: ["auto"])
+    scope: str = "keys"
+    source_type: str = "uuid"
+    target_type: str = "varchar(36)"
+    schemas: list[str] = field(default_factory=lambda: ["public"])
+    include_columns: list[str] = field(default_factory=list)
+    include_arrays: bool = False
+    fk_validation: str = "in_transaction"
+    rewrite_mb_per_second: float = 50.0
+    # A collation for the converted columns, e.g. "C": bytewise order, which for
+    # canonical UUID text is uuid's own order, and index builds several times
+    # faster than under a linguistic collation. None keeps the database default.
+    collation: str | None = None
+
+    def check(self) -> None:
+        """Bad input is refused before any connection work."""
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+        if self.fk_validation not in FK_VALIDATION:
+            raise ValueError(f"fk_validation must be one of {', '.join(FK_VALIDATION)}")
+        bad = [k for k in self.keys if k != "auto" and k.count(".") != 2]
+        bad += [c for c in self.include_columns if c.count(".") != 2]
+        if bad:
+            raise ValueError(f"columns must be written schema.table.column: {', '.join(bad)}")
+        if not self.keys:
+            raise ValueError("keys must list schema.table.column entries or be [auto]")
+        if not self.schemas:
+            raise ValueError("schemas must not be empty")
+
+
+@dataclass
+class Plan:
+    source_type: str
+    target_type: str
+    collation: str | None
+    columns: list[dict]
+    already_converted: list[str]
+    tables: list[dict]
+    foreign_keys: list
+    views: list[dict]
+    policies: list[dict]
+    triggers: list[dict]
+    rules: list[dict]
+    refusals: list[str]
+    unconverted: list[dict]
+    lock_relations: list[str]
+    drop_sql: list[str]
+    alter_sql: list[tuple[str, str]]  # (relation, statement)
+    create_sql: list[str]
+    post_commit_sql: list[str]
+    deferred_validations: list[tuple[str, str]]  # (relation, fk name) added NOT VALID
+    estimate_seconds: int
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.columns)
+
+    @property
+    def maintenance_work_mem(self) -> str:
+        """Enough for the largest index rebuild to sort in memory (twice its size,
+        64 MB to 1 GB), so the rewrite's index builds do not spill to disk."""
+        largest = max((t["largest_index_bytes"] for t in self.tables), default=0)
+        megabytes = min(1024, max(64, 2 * largest // (1024 * 1024) + 1))
+        return f"{megabytes}MB"
+
+    @property
+    def sql(self) -> list[str]:
+        return [*self.drop_sql, *(s for _, s in self.alter_sql), *self.create_sql]
+
+    def summary(self) -> dict:
+        return {
+            "source_type": self.source_type,
+            "target_type": self.target_type,
+            "columns": [c["qualified"] for c in self.columns],
+            "changes": [f"{c['qualified']}: {c['type']} -> {c['new_type']}"
+                        + (f" COLLATE {self.collation}" if self.collation else "") for c in self.columns],
+            "collation": self.collation,
+            "already_converted": self.already_converted,
+            "tables": self.tables,
+            "foreign_keys": [fk.relation + "." + fk.name for fk in self.foreign_keys],
+            "views": [v["relation"] for v in self.views],
+            "policies": [f"{p['name']} ON {p['relation']}" for p in self.policies],
+            "triggers": [f"{t['name']} ON {t['relation']}" for t in self.triggers],
+            "rules": [f"{r['name']} ON {r['relation']}" for r in self.rules],
+            "refusals": self.refusals,
+            "unconverted": self.unconverted,
+            "lock_order": self.lock_relations,
+            "sql": self.sql,
+            "post_commit_sql": self.post_commit_sql,
+            "maintenance_work_mem": self.maintenance_work_mem,
+            "estimated_seconds": self.estimate_seconds,
+        }
+
+
+def _columns(names) -> list[Column]:
+    return [Column(*name.split(".", 2)) for name in names]
+
+
+def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
+    request.check()
+    source_name, source_fmt = reader.resolve_type(request.source_type)
+    target_sql = request.target_type
+    _, target_fmt = reader.resolve_type(target_sql)
+    refusals: list[str] = []
+    foreign_keys = reader.foreign_keys()
+
+    # 1. Start columns: the keys (auto: primary keys of the source type), and
+    #    for scope=all every other source-type column in the schemas.
+    if request.keys == ["auto"]:
+        start = [c for c in reader.primary_key_columns(request.schemas) if c.type == source_fmt]
+    else:
+        start = _columns(k for k in request.keys if k != "auto")
+    start += _columns(request.include_columns)
+    source_columns = reader.columns_of_types([source_name], request.schemas)
+    if request.scope == "all":
+        start += [c for c in source_columns if c.type == source_fmt]
+    if request.include_arrays:
+        start += [c for c in reader.columns_of_types(["_" + source_name], request.schemas)
+                  if c.type == source_fmt + "[]"]
+    explicit = {c.qualified for c in start}
+
+    # 2. The closure over FK edges, in any schema; details for each column.
+    closure = linked_closure([(c.schema, c.table, c.column) for c in start], foreign_keys)
+    details = reader.column_details(sorted(Column(*col) for col in closure))
+    found = {f"{d['schema']}.{d['table']}.{d['column']}" for d in details}
+    refusals += [f"column {name} does not exist" for name in sorted(explicit - found)]
+
+    columns, already = [], []
+    for d in details:
+        d["qualified"] = f"{d['schema']}.{d['table']}.{d['column']}"
+        wanted = target_fmt + "[]" if d["is_array"] else target_fmt
+        if d["type"] == wanted and (request.collation is None or d["collation"] == request.collation):
+            already.append(d["qualified"])
+            continue
+        if d["type"] not in (source_fmt, source_fmt + "[]", wanted):
+            refusals.append(f"column {d['qualified']} is {d['type']}, neither {source_fmt} nor {target_fmt}")
+            continue
+        if d["relkind"] not in ("r", "p"):
+            refusals.append(f"column {d['qualified']} belongs to a relation of kind {d['relkind']!r}, "
+                            "not a table")
+            continue
+        if not d["owned_by_us"]:
+            refusals.append(f"table {d['relation']} is owned by {d['owner']}, not by {current_user}: "
+                            "only its owner can change its columns")
+            continue
+        d["new_type"] = target_sql + ("[]" if d["is_array"] else "")
+        columns.append(d)
+    convert_keys = [(d["schema"], d["table"], d["column"]) for d in columns]
+    if target_fmt == "uuid":
+        # Text to uuid: every value must already be a UUID, or the cast fails midway.
+        for d in (d for d in columns if not d["is_array"]):  # arrays: the cast itself checks
+            bad = reader.values_not_matching(d["relation"], d["column"], UUID_PATTERN)
+            if bad:
+                refusals.append(f"column {d['qualified']} holds values that are not UUIDs: {'; '.join(bad)}")
+
+    # 3. FKs on either side of a converted column (partition copies follow their parent).
+    fks = [fk for fk in fks_touching(convert_keys, foreign_keys) if not fk.inherited]
+
+    # 4. Objects depending on the columns.
+    dependents = reader.column_dependents([Column(*k) for k in convert_keys])
+    direct_views = sorted({d.name for d in dependents if d.kind in ("view", "materialized view")})
+    depths = {v: 0 for v in direct_views}
+    for nested in reader.dependent_relations(direct_views):
+        depths[nested["relation"]] = max(depths.get(nested["relation"], 0), nested["depth"])
+    views = reader.relation_details(list(depths))
+    for view in views:
+        view["depth"] = depths[view["relation"]]
+        if view["unsupported"]:
+            refusals.append(f"{view['kind']} {view['relation']} has triggers, rules or column defaults "
+                            f"({', '.join(view['unsupported'])}) that a recreation would not restore")
+        if any(c["acl"] for c in view["column_details"]):
+            refusals.append(f"{view['kind']} {view['relation']} has column-level grants")
+        if any(g["grantor"] != view["owner"] for g in view["grants"]):
+            refusals.append(f"{view['kind']} {view['relation']} has grants made by another role")
+    views.sort(key=lambda v: (v["depth"], v["relation"]))
+
+    policies = reader.policy_details(sorted({d.objid for d in dependents if d.kind == "policy"}))
+    triggers = reader.trigger_details(sorted({d.objid for d in dependents if d.kind == "trigger"}))
+    rules = reader.rule_details(sorted({d.objid for d in dependents if d.kind == "rule"}))
+    refusals += [f"trigger {t['name']} on {t['relation']} is a constraint trigger"
+                 for t in triggers if t["constraint_trigger"]]
+    for dep in dependents:
+        if dep.kind == "check constraint" and f"::{source_fmt}" in dep.definition:
+            refusals.append(f"check constraint {dep.name} on {dep.relation} compares with a {source_fmt} "
+                            f"literal and would fail after the change: {dep.definition}")
+        elif dep.kind not in HANDLED | {"view", "materialized view", "policy", "trigger", "rule",
+                                        "check constraint"}:
+            refusals.append(f"{dep.kind} {dep.name} depends on {dep.column} and cannot be recreated "
+                            "safely by this tool: change it by hand first")
+
+    # 5. Policies must still type-check once the columns have their new type.
+    new_types = {(d["relation"], d["column"]): d["new_type"] for d in columns}
+    table_columns = reader.table_columns(sorted({p["relation"] for p in policies}))
+    for policy in policies:
+        cols = [(c, new_types.get((policy["relation"], c), t)) for c, t in table_columns[policy["relation"]]]
+        alias = policy["relation"].rsplit(".", 1)[-1].strip('"')
+        for clause in ("using", "with_check"):
+            if policy[clause]:
+                error = reader.probe_expression(cols, alias, policy[clause])
+                if error:
+                    refusals.append(f"policy {policy['name']} on {policy['relation']} would not survive "
+                                    f"the change ({error}): rewrite it for {target_fmt} first")
+
+    # 6. Source-type columns left as they are, and what still writes into them.
+    converted = {d["qualified"] for d in columns} | set(already)
+    unconverted = []
+    for c in source_columns:
+        if c.qualified not in converted and c.type == source_fmt:
+            relation = next((d["relation"] for d in reader.column_details([c])), c.qualified)
+            unconverted.append({"column": c.qualified, "type": c.type,
+                                "written_by": reader.trigger_functions_mentioning(relation, c.column)})
+
+    # 7. SQL, in execution order.
+    by_table: dict = {}
+    for d in columns:
+        by_table.setdefault(d["relation"], []).append(d)
+    relkinds = {d["relation"]: d["relkind"] for d in details}
+    drop_sql = [q.drop_view(v) for v in sorted(views, key=lambda v: -v["depth"])]
+    drop_sql += [q.drop_policy(p) for p in policies]
+    drop_sql += [q.drop_trigger(t) for t in triggers]
+    drop_sql += [q.drop_rule(r) for r in rules]
+    fks_by_table: dict = {}
+    for fk in fks:
+        fks_by_table.setdefault(fk.relation, []).append(fk)
+    drop_sql += [q.drop_foreign_keys(rel, [fk.name for fk in group])
+                 for rel, group in sorted(fks_by_table.items())]
+    alter_sql = [(rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols], request.collation))
+                 for rel, cols in sorted(by_table.items())]
+    create_sql, deferred = [], []
+    for rel, group in sorted(fks_by_table.items()):
+        # PostgreSQL refuses NOT VALID FKs on partitioned tables: those validate inside.
+        defer = request.fk_validation == "after_commit" and relkinds.get(rel) != "p"
+        entries = []
+        for fk in group:
+            if defer and fk.validated:
+                entries.append((fk.name, q.with_not_valid(fk.definition)))
+                deferred.append((rel, fk.name))
+            else:
+                entries.append((fk.name, fk.definition))
+        create_sql.append(q.add_foreign_keys(rel, entries))
+    for view in views:
+        create_sql += q.create_view(view, current_user)
+    for policy in policies:
+        create_sql += q.create_policy(policy)
+    for trigger in triggers:
+        create_sql += q.create_trigger(trigger)
+    for rule in rules:
+        create_sql += q.create_rule(rule)
+    post_commit = [q.validate_foreign_key(rel, name) for rel, name in deferred]
+    # A type change drops the statistics of the changed columns only: analyze those.
+    post_commit += [f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})"
+                    for rel, cols in sorted(by_table.items())]
+
+    tables = []
+    for rel, cols in sorted(by_table.items()):
+        tables.append({"relation": rel, "columns": [d["column"] for d in cols],
+                       "total_bytes": cols[0]["table_bytes"], "estimated_rows": cols[0]["estimated_rows"],
+                       "largest_index_bytes": cols[0]["largest_index_bytes"]})
+    lock_relations = sorted(set(by_table) | {fk.relation for fk in fks}
+                            | {fk.ref_relation for fk in fks}
+                            # LOCK TABLE refuses materialized views; DROP takes theirs.
+                            | {v["relation"] for v in views if v["kind"] == "view"}
+                            | {p["relation"] for p in policies} | {t["relation"] for t in triggers}
+                            | {r["relation"] for r in rules})
+    rewrite_bytes = sum(t["total_bytes"] for t in tables)
+    estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)
+
+    return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,
+                triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, create_sql,
+                post_commit, deferred, estimate)
+

@@ -1,0 +1,310 @@
+"""Execute a key-type conversion in one transaction, all or nothing.
+
+LOCK every affected relation up front in a fixed order (one statement, so all
+or none), with lock_timeout and bounded retries that name who blocks us; plan
+again under the lock; drop dependents and FKs; one ALTER TABLE per table;
+recreate everything; validate inside the transaction; COMMIT only when every
+check holds, otherwise ROLLBACK and say what differed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
+from ansible.module_utils.key_conversion_sql import ident
+from ansible.module_utils.pg_catalog import CatalogReader, Column
+
+LOCK_NOT_AVAILABLE = "55P03"
+UUID_DEFAULT = re.compile(r"^(gen_random_uuid|uuid_generate_v4)\(\)")
+
+
+class ConversionError(Exception):
+    """Nothing was committed; ``details`` says why."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
+
+
+@dataclass
+class RunOptions:
+    lock_timeout_ms: int = 5000
+    lock_retries: int = 5
+    retry_base_seconds: float = 1.0
+    statement_timeout_ms: int = 0
+    maintenance_work_mem: str = "auto"  # auto: sized from the largest index rebuilt
+    sleep: object = time.sleep
+    progress: object = None  # callable(str) or None
+    timings: dict = field(default_factory=dict)
+
+
+def _sqlstate(exc) -> str | None:
+    return getattr(exc, "pgcode", None)
+
+
+def _phases(timings: dict):
+    """phase(name) is a context manager adding its seconds to timings[name]."""
+    @contextmanager
+    def phase(name: str):
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            timings[name] = round(timings.get(name, 0) + time.monotonic() - start, 3)
+    return phase
+
+
+def plan_only(conn, request: ConversionRequest) -> dict:
+    """Check mode: the plan from the catalog, in a read-only transaction."""
+    conn.rollback()
+    conn.set_session(readonly=True)
+    try:
+        reader = CatalogReader(conn)
+        plan = build_plan(reader, request, reader.database_info()["user"])
+        return {"plan": plan, "fk_count": len(reader.foreign_keys())}
+    finally:
+        conn.rollback()
+        conn.set_session(readonly=False)
+
+
+def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
+    """Run the conversion; returns what was done. Raises ConversionError having
+    rolled back when refused, when locks cannot be had, or when a check fails."""
+    timings = options.timings
+    phase = _phases(timings)
+    say = options.progress or (lambda message: None)
+    reader = CatalogReader(conn)
+    conn.rollback()
+    conn.autocommit = False
+    lock_attempts = []
+    plan = None
+
+    for attempt in range(options.lock_retries + 1):
+        with phase("plan"):
+            conn.rollback()
+            user = reader.database_info()["user"]
+            outline = build_plan(reader, request, user)
+            if outline.refusals:
+                conn.rollback()
+                raise ConversionError("refused before any change: " + "; ".join(outline.refusals),
+                                      {"refusals": outline.refusals, "plan": outline.summary()})
+            if not outline.needed:
+                fk_count = len(reader.foreign_keys())
+                conn.rollback()
+                return {"changed": False, "plan": outline, "fk_count_before": fk_count,
+                        "fk_count_after": fk_count, "timings": timings,
+                        "lock_attempts": lock_attempts, "executed_sql": []}
+            conn.rollback()
+        with phase("lock_wait"):
+            _set_local(conn, options, outline)
+            say(f"locking {len(outline.lock_relations)} relations (attempt {attempt + 1})")
+            try:
+                _execute(conn, "LOCK TABLE " + ", ".join(outline.lock_relations)
+                         + " IN ACCESS EXCLUSIVE MODE")
+            except Exception as exc:
+                if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                    conn.rollback()
+                    raise
+                conn.rollback()
+                holders = reader.lock_holders(outline.lock_relations)
+                conn.rollback()
+                lock_attempts.append({"attempt": attempt + 1, "blocked_by": holders})
+                if attempt == options.lock_retries:
+                    raise ConversionError(
+                        f"could not lock {len(outline.lock_relations)} relations within "
+                        f"{options.lock_timeout_ms} ms after {attempt + 1} attempts; blocking sessions: "
+                        + "; ".join(f"pid {h['pid']} ({h['user']}, {h['state']}) holds {h['mode']} on "
+                                    f"{h['relation']}: {h['query']}" for h in holders),
+                        {"lock_attempts": lock_attempts}) from None
+                delay = options.retry_base_seconds * 2 ** attempt
+                options.sleep(delay + random.uniform(0, delay))  # noqa: S311 -- jitter, not crypto
+                continue
+        locked_at = time.monotonic()
+        with phase("plan"):
+            plan = build_plan(reader, request, user)
+        if plan.refusals or set(plan.lock_relations) - set(outline.lock_relations):
+            # The schema changed between planning and locking: plan again.
+            conn.rollback()
+            lock_attempts.append({"attempt": attempt + 1, "replanned": True})
+            continue
+        break
+    else:
+        raise ConversionError("the schema kept changing while we planned; try again later",
+                              {"lock_attempts": lock_attempts})
+
+    executed = []
+
+    def run(statement):
+        _execute(conn, statement)
+        executed.append(statement)
+
+    statement = None
+    try:
+        with phase("capture"):
+            before = _capture(reader, plan)
+        with phase("drop"):
+            for statement in plan.drop_sql:
+                run(statement)
+        with phase("alter"):
+            for number, (relation, statement) in enumerate(plan.alter_sql, 1):
+                say(f"rewriting {number}/{len(plan.alter_sql)}: {relation}")
+                _set_application_name(conn, f"key conversion {number}/{len(plan.alter_sql)} {relation}")
+                run(statement)
+        with phase("recreate"):
+            say(f"recreating {len(plan.foreign_keys)} foreign keys and "
+                f"{len(plan.views) + len(plan.policies) + len(plan.triggers) + len(plan.rules)} objects")
+            for statement in plan.create_sql:
+                run(statement)
+        statement = None
+        with phase("validate"):
+            say("validating inside the transaction")
+            differences = _validate(reader, plan, before)
+        if differences:
+            conn.rollback()
+            raise ConversionError("validation failed, rolled back: " + "; ".join(differences),
+                                  {"differences": differences, "executed_sql": executed})
+        with phase("commit"):
+            conn.commit()
+    except ConversionError:
+        raise
+    except Exception as exc:
+        _rollback_quietly(conn)
+        raise ConversionError(f"rolled back after an error: {str(exc).strip()}"
+                              + (f"; the statement was: {statement}" if statement else ""),
+                              {"executed_sql": executed, "failed_statement": statement}) from None
+    timings["exclusive_lock"] = round(time.monotonic() - locked_at, 3)
+
+    post_errors = []
+    with phase("post_commit"):
+        conn.autocommit = True
+        for statement in plan.post_commit_sql:
+            say(statement)
+            try:
+                _execute(conn, statement)
+                executed.append(statement)
+            except Exception as exc:
+                post_errors.append(f"{statement}: {str(exc).strip()}")
+        fk_count_after = len(reader.foreign_keys())
+        conn.autocommit = False
+    return {"changed": True, "plan": plan, "fk_count_before": before["fk_total"],
+            "fk_count_after": fk_count_after, "timings": timings,
+            "lock_attempts": lock_attempts, "executed_sql": executed, "post_commit_errors": post_errors,
+            "row_counts": before["counts"]}
+
+
+def _rollback_quietly(conn) -> None:
+    """Roll back; a dead connection has rolled back already (the server aborts
+    an unfinished transaction when its backend goes away)."""
+    with suppress(Exception):  # nothing more to undo on a lost connection
+        conn.rollback()
+
+
+def _execute(conn, statement, params=None):
+    with conn.cursor() as cur:
+        cur.execute(statement, params)
+
+
+def _set_local(conn, options: RunOptions, plan) -> None:
+    memory = plan.maintenance_work_mem if options.maintenance_work_mem == "auto" else options.maintenance_work_mem
+    _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
+             "set_config('maintenance_work_mem', %s, true)",
+             (f"{options.lock_timeout_ms}ms", f"{options.statement_timeout_ms}ms", memory))
+
+
+def _set_application_name(conn, name: str) -> None:
+    # Shows progress in pg_stat_activity to anyone watching the server.
+    _execute(conn, "SELECT set_config('application_name', %s, true)", (name[:63],))
+
+
+def _count(conn, relation: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {relation}")  # regclass text: already quoted
+        return cur.fetchone()[0]
+
+
+def _capture(reader, plan) -> dict:
+    fks = reader.foreign_keys()
+    columns = [Column(c["schema"], c["table"], c["column"]) for c in plan.columns]
+    return {
+        "fk_total": len(fks),
+        "fks": {(fk.relation, fk.name): fk.definition for fk in fks if not fk.inherited},
+        "counts": {t["relation"]: _count(reader.conn, t["relation"]) for t in plan.tables},
+        "dependents": {(d.kind, d.name, d.column) for d in reader.column_dependents(columns)},
+        "acls": {v["relation"]: v["acl"] for v in plan.views},
+    }
+
+
+def _validate(reader, plan, before) -> list[str]:
+    differences = []
+    deferred = {(rel, name) for rel, name in plan.deferred_validations}
+    fks = reader.foreign_keys()
+    after = {(fk.relation, fk.name): fk.definition for fk in fks if not fk.inherited}
+    for key in sorted(set(before["fks"]) | set(after)):
+        want = before["fks"].get(key)
+        have = after.get(key)
+        if key in deferred and have is not None:
+            have = have.removesuffix(" NOT VALID")
+        if want != have:
+            differences.append(f"FK {key[0]}.{key[1]}: was {want!r}, now {have!r}")
+    if len(fks) != before["fk_total"]:
+        differences.append(f"FK count was {before['fk_total']}, now {len(fks)}")
+
+    columns = [Column(c["schema"], c["table"], c["column"]) for c in plan.columns]
+    types = reader.column_types(columns)
+    details = {f"{d['schema']}.{d['table']}.{d['column']}": d for d in reader.column_details(columns)}
+    for column in plan.columns:
+        wanted = plan.target_type + ("[]" if column["is_array"] else "")
+        if types.get(column["qualified"]) != wanted:
+            differences.append(f"column {column['qualified']} is {types.get(column['qualified'])}, "
+                               f"not {wanted}")
+        if plan.collation and details[column["qualified"]]["collation"] != plan.collation:
+            differences.append(f"column {column['qualified']} has collation "
+                               f"{details[column['qualified']]['collation']}, not {plan.collation}")
+    differences += _rows_and_values(reader.conn, plan, before["counts"])
+    dependents = {(d.kind, d.name, d.column) for d in reader.column_dependents(columns)}
+    for missing in sorted(before["dependents"] - dependents):
+        differences.append(f"{missing[0]} {missing[1]} on {missing[2]} was not recreated")
+    for extra in sorted(dependents - before["dependents"]):
+        differences.append(f"{extra[0]} {extra[1]} on {extra[2]} is new")
+    acls = reader.relation_acls(list(before["acls"]))
+    differences += [f"grants on {rel} were {acl}, now {acls.get(rel)}"
+                    for rel, acl in before["acls"].items() if acls.get(rel) != acl]
+    for column in plan.columns:
+        now = details[column["qualified"]]
+        if now["default"] != column["default"] or now["not_null"] != column["not_null"]:
+            differences.append(
+                f"column {column['qualified']} default/NOT NULL changed: {column['default']!r}/"
+                f"{column['not_null']} -> {now['default']!r}/{now['not_null']}")
+        elif column["default"] and UUID_DEFAULT.match(column["default"]):
+            with reader.conn.cursor() as cur:
+                cur.execute(f"SELECT length(({column['default']})::{column['new_type']}::text)")
+                length = cur.fetchone()[0]
+            if length != 36:
+                differences.append(f"default of {column['qualified']} yields {length} characters, not 36")
+    return differences
+
+
+def _rows_and_values(conn, plan, counts_before) -> list[str]:
+    """Row counts unchanged and, from uuid, every value in canonical UUID text
+    (lower-case, hyphenated): one scan per table for both. The check is a round
+    trip through uuid, exact and about four times cheaper than a regular
+    expression; a value that is no UUID at all fails the cast and so the run."""
+    problems = []
+    for table in plan.tables:
+        relation = table["relation"]
+        cols = [ident(c["column"]) for c in plan.columns if c["relation"] == relation and not c["is_array"]]
+        check = plan.source_type == "uuid" and cols
+        condition = " OR ".join(f"{col}::uuid::text <> {col}" for col in cols) if check else "false"
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {condition}) FROM {relation}")
+            rows, bad = cur.fetchone()
+        if rows != counts_before[relation]:
+            problems.append(f"{relation} had {counts_before[relation]} rows, now {rows}")
+        if bad:
+            problems.append(f"{relation}: {bad} rows hold values that are not lower-case UUID text")
+    return problems

@@ -1,0 +1,448 @@
+"""The key conversion on a real server, as the non-superuser owner: every object
+kind captured and recreated exactly, all or nothing, idempotent, both directions."""
+
+import os
+import re
+import threading
+
+import psycopg2
+import pytest
+from ansible.module_utils.key_conversion_plan import ConversionRequest
+from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
+
+from tests.db_fingerprint import fingerprint
+
+KITCHEN_SINK = """
+CREATE SCHEMA "Audit";
+CREATE ROLE {reader} NOLOGIN;
+CREATE TABLE organizations (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL,
+                            owner_id uuid);
+CREATE TABLE "Users" ("ID" uuid PRIMARY KEY DEFAULT gen_random_uuid(), organization_id uuid NOT NULL
+                        REFERENCES organizations(id) ON DELETE CASCADE,
+                      invited_by uuid REFERENCES "Users"("ID") ON DELETE SET NULL, email text);
+ALTER TABLE organizations ADD CONSTRAINT "Owner FK" FOREIGN KEY (owner_id) REFERENCES "Users"("ID")
+  DEFERRABLE INITIALLY DEFERRED;
+CREATE TABLE documents (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), organization_id uuid NOT NULL
+                          REFERENCES organizations(id), title text,
+                        CONSTRAINT documents_org_id_key UNIQUE (organization_id, id),
+                        CONSTRAINT title_len CHECK (length(title) < 200));
+CREATE TABLE document_shares (organization_id uuid, document_id uuid, note text,
+  FOREIGN KEY (organization_id, document_id) REFERENCES documents(organization_id, id) MATCH FULL
+  ON UPDATE CASCADE DEFERRABLE);
+CREATE TABLE "Audit"."Events" (id bigserial PRIMARY KEY, "Actor" uuid, document_id uuid);
+ALTER TABLE "Audit"."Events" ADD CONSTRAINT events_doc FOREIGN KEY (document_id) REFERENCES documents(id);
+CREATE TABLE measurements (id bigint, user_id uuid REFERENCES "Users"("ID"), at date NOT NULL)
+  PARTITION BY RANGE (at);
+CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX users_org_idx ON "Users" (organization_id) WHERE organization_id IS NOT NULL;
+CREATE INDEX users_id_text_idx ON "Users" (("ID"::text));
+CREATE VIEW org_members WITH (security_barrier) AS
+  SELECT u."ID", u.organization_id, o.name FROM "Users" u JOIN organizations o ON o.id = u.organization_id;
+CREATE VIEW "Org Members 2" AS SELECT * FROM org_members WHERE name IS NOT NULL;
+COMMENT ON VIEW org_members IS 'members, it''s a view';
+COMMENT ON COLUMN org_members.name IS 'organization name';
+GRANT SELECT ON org_members TO {reader};
+GRANT SELECT, INSERT ON "Org Members 2" TO PUBLIC;
+CREATE MATERIALIZED VIEW doc_counts AS SELECT organization_id, count(*) AS n FROM documents GROUP BY 1;
+CREATE UNIQUE INDEX doc_counts_org ON doc_counts (organization_id);
+COMMENT ON INDEX doc_counts_org IS 'one row per organization';
+CREATE MATERIALIZED VIEW doc_ids AS SELECT id FROM documents WITH NO DATA;
+ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Org Isolation" ON documents AS RESTRICTIVE FOR SELECT TO {reader}
+  USING (organization_id::text = current_setting('app.current_org', true));
+CREATE POLICY doc_insert ON documents FOR INSERT WITH CHECK (organization_id IS NOT NULL);
+COMMENT ON POLICY doc_insert ON documents IS 'insert needs an org';
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER user_org_change BEFORE UPDATE OF organization_id ON "Users"
+  FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER user_inviter_change AFTER UPDATE ON "Users"
+  FOR EACH ROW WHEN (OLD.invited_by IS DISTINCT FROM NEW.invited_by) EXECUTE FUNCTION touch();
+ALTER TABLE "Users" DISABLE TRIGGER user_inviter_change;
+COMMENT ON TRIGGER user_org_change ON "Users" IS 'audit org moves';
+CREATE RULE shares_protect AS ON DELETE TO document_shares WHERE OLD.document_id IS NULL DO INSTEAD NOTHING;
+COMMENT ON COLUMN "Users".organization_id IS 'the tenant';
+GRANT SELECT (organization_id) ON "Users" TO {reader};
+INSERT INTO organizations (name) SELECT 'org ' || g FROM generate_series(1, 20) g;
+INSERT INTO "Users" (organization_id, email)
+  SELECT id, name || '@example.com' FROM organizations CROSS JOIN generate_series(1, 5);
+UPDATE "Users" u SET invited_by = (SELECT min("ID"::text)::uuid FROM "Users" x
+                                    WHERE x.organization_id = u.organization_id AND x."ID" <> u."ID");
+UPDATE organizations o SET owner_id = (SELECT min("ID"::text)::uuid FROM "Users" u WHERE u.organization_id = o.id);
+INSERT INTO documents (organization_id, title) SELECT organization_id, email FROM "Users";
+INSERT INTO document_shares SELECT organization_id, id, 'shared' FROM documents;
+INSERT INTO "Audit"."Events" ("Actor", document_id) SELECT d.organization_id, d.id FROM documents d;
+ALTER TABLE "Audit"."Events" ADD CONSTRAINT events_actor FOREIGN KEY ("Actor") REFERENCES "Users"("ID") NOT VALID;
+INSERT INTO measurements SELECT g, u."ID", date '2026-03-01' FROM "Users" u, generate_series(1, 2) g;
+REFRESH MATERIALIZED VIEW doc_counts;
+"""
+# Note: "Audit"."Events"."Actor" holds organization ids (not users): its FK is
+# NOT VALID, and must stay so.
+
+
+def kitchen_sink_sql(reader: str, key_type: str = "uuid") -> str:
+    """The schema with its key columns of key_type (casts in the data stay uuid)."""
+    sql = KITCHEN_SINK.replace("CREATE ROLE {reader} NOLOGIN;", "").format(reader=reader)
+    if key_type != "uuid":
+        sql = re.sub(r"\buuid\b(?!\()", key_type, sql).replace(f"::{key_type}", "::uuid")
+    return sql
+
+
+def app_conn(url):
+    conn = psycopg2.connect(url)
+    conn.autocommit = False
+    return conn
+
+
+def dbname(url: str) -> str:
+    return psycopg2.extensions.parse_dsn(url)["dbname"]
+
+
+@pytest.fixture
+def reader_role(pg_cluster, make_database):
+    name = "reader_" + os.urandom(4).hex()
+    with psycopg2.connect(pg_cluster.admin_url()) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE ROLE "{name}" NOLOGIN')
+    yield f'"{name}"'
+    # make_database drops its databases (and the grants in them) after this runs? No:
+    # fixtures tear down in reverse order, so revoke here in every database it may hold.
+    with psycopg2.connect(pg_cluster.admin_url()) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
+            for (db,) in cur.fetchall():
+                with psycopg2.connect(pg_cluster.admin_url(db)) as dbconn, dbconn.cursor() as dbcur:
+                    dbcur.execute(f'DROP OWNED BY "{name}"')
+            cur.execute(f'DROP ROLE "{name}"')
+
+
+@pytest.fixture
+def sink(make_database, reader_role):
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(kitchen_sink_sql(reader_role))
+    return url
+
+
+@pytest.fixture
+def native_sink(make_database, reader_role):
+    """The same schema built directly with varchar(36) keys, as the models would."""
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(kitchen_sink_sql(reader_role, "varchar(36)"))
+    return url
+
+
+def test_kitchen_sink_round_trip_keeps_everything_but_the_types(sink, native_sink):
+    before = fingerprint(sink)
+    conn = app_conn(sink)
+    outcome = convert(conn, ConversionRequest(), RunOptions())
+    assert outcome["changed"] is True
+    plan = outcome["plan"]
+    assert plan.refusals == []
+    expected = {  # relation (as regclass prints it) . column
+        'public."Users".ID', 'public."Users".organization_id', 'public."Users".invited_by',
+        "public.organizations.id", "public.organizations.owner_id", "public.documents.id",
+        "public.documents.organization_id", "public.document_shares.organization_id",
+        "public.document_shares.document_id", '"Audit"."Events".Actor', '"Audit"."Events".document_id',
+        "public.measurements.user_id", "public.measurements_2026.user_id",
+        # views follow their base columns
+        "public.org_members.ID", "public.org_members.organization_id",
+        'public."Org Members 2".ID', 'public."Org Members 2".organization_id',
+        "public.doc_counts.organization_id", "public.doc_ids.id",
+    }
+    after = fingerprint(sink)
+    changed = {col for col in before["types"] if before["types"][col] != after["types"][col]}
+    assert changed == expected
+    assert all(after["types"][c] == "character varying(36)" for c in changed)
+    assert after["content"] == before["content"]
+    # Every object is back exactly as PostgreSQL renders it over varchar(36)
+    # columns: the catalog equals that of the schema built natively with them
+    # (view and trigger expressions print ::text casts over varchar, as they must).
+    assert after["catalog"] == fingerprint(native_sink)["catalog"]
+    assert outcome["fk_count_before"] == outcome["fk_count_after"]
+    # A gen_random_uuid() default still yields a 36-character string.
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO organizations (name) VALUES ('new') RETURNING id, pg_typeof(id)")
+        new_id, new_type = cur.fetchone()
+        assert len(new_id) == 36 and new_type == "character varying"
+    conn.rollback()
+
+    # A second run plans nothing and executes no DDL.
+    again = convert(conn, ConversionRequest(), RunOptions())
+    assert again["changed"] is False and again["executed_sql"] == []
+    conn.close()
+
+
+def test_check_mode_plan_executes_nothing(sink, pg_cluster):
+    before = fingerprint(sink)
+    conn = app_conn(sink)
+    planned = plan_only(conn, ConversionRequest(fk_validation="after_commit"))
+    plan = planned["plan"]
+    assert plan.needed and plan.refusals == []
+    assert len(plan.alter_sql) == len(plan.tables) == 6  # one ALTER per table, partitions follow the parent
+    assert plan.lock_relations == sorted(plan.lock_relations)
+    assert any("NOT VALID" in s and "measurements" not in s for s in plan.create_sql)
+    # partitioned tables cannot take NOT VALID: validated inside the transaction
+    assert not any(rel == "public.measurements" for rel, _ in plan.deferred_validations)
+    # an FK that was NOT VALID stays NOT VALID and is not validated after commit
+    assert ('"Audit"."Events"', "events_actor") not in plan.deferred_validations
+    conn.close()
+    assert fingerprint(sink) == before
+
+
+def test_after_commit_validation_restores_the_same_fks(sink):
+    before = fingerprint(sink)
+    conn = app_conn(sink)
+    outcome = convert(conn, ConversionRequest(fk_validation="after_commit"), RunOptions())
+    assert outcome["post_commit_errors"] == []
+    assert any(s.endswith("VALIDATE CONSTRAINT \"documents_organization_id_fkey\"")
+               for s in outcome["executed_sql"])
+    conn.close()
+    after = fingerprint(sink)
+    assert after["content"] == before["content"]
+    constraints = {row[:2]: row for row in after["catalog"]["constraints"]}
+    for row in before["catalog"]["constraints"]:
+        # validated state, deferrability and the NOT VALID one kept exactly
+        assert constraints[row[:2]][2:] == row[2:] or row[2] != "f"
+
+
+def test_half_converted_database_converges(sink):
+    conn = app_conn(sink)
+    first = convert(conn, ConversionRequest(keys=["public.organizations.id"]), RunOptions())
+    assert first["changed"]
+    # organizations.id's component includes Users via organization_id, but not Users.ID's own FKs
+    assert "public.organizations.id" in [c["qualified"] for c in first["plan"].columns]
+    # Naming both keys: the converted component is recognised, only the rest changes.
+    rest = convert(conn, ConversionRequest(keys=["public.organizations.id", "public.Users.ID"]), RunOptions())
+    assert rest["changed"]
+    assert "public.organizations.id" in rest["plan"].already_converted
+    first_columns = {c["qualified"] for c in first["plan"].columns}
+    assert first_columns.isdisjoint(c["qualified"] for c in rest["plan"].columns)
+    last = convert(conn, ConversionRequest(), RunOptions())  # auto: documents.id remains
+    assert [c["qualified"] for c in last["plan"].columns if c["column"] == "id"] == ["public.documents.id"]
+    assert convert(conn, ConversionRequest(), RunOptions())["changed"] is False
+    conn.close()
+
+
+def test_terminated_backend_leaves_nothing_behind_and_a_rerun_succeeds(sink, pg_cluster):
+    before = fingerprint(sink)
+    conn = app_conn(sink)
+    victim = conn.get_backend_pid()
+
+    def kill_midway(message):
+        if message.startswith("rewriting 3/"):
+            with psycopg2.connect(pg_cluster.admin_url()) as admin, admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (victim,))
+
+    with pytest.raises(ConversionError, match="rolled back"):
+        convert(conn, ConversionRequest(), RunOptions(progress=kill_midway))
+    assert fingerprint(sink) == before
+    outcome = convert(app_conn(sink), ConversionRequest(), RunOptions())
+    assert outcome["changed"]
+
+
+def test_lock_timeout_retries_then_names_the_blocker(sink):
+    blocker = psycopg2.connect(sink)
+    with blocker.cursor() as cur:
+        cur.execute("SELECT count(*) FROM documents")  # holds ACCESS SHARE until rollback
+    sleeps = []
+    conn = app_conn(sink)
+    with pytest.raises(ConversionError) as err:
+        convert(conn, ConversionRequest(), RunOptions(lock_timeout_ms=50, lock_retries=2, sleep=sleeps.append))
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 1.0
+    assert f"pid {blocker.get_backend_pid()}" in str(err.value)
+    assert "SELECT count(*) FROM documents" in str(err.value)
+    blocker.rollback()
+
+    # Released in the middle of the retries: the conversion goes through.
+    blocker_cur = blocker.cursor()
+    blocker_cur.execute("SELECT count(*) FROM documents")
+    released = threading.Timer(0.3, blocker.rollback)
+    released.start()
+    outcome = convert(conn, ConversionRequest(), RunOptions(lock_timeout_ms=100, lock_retries=5,
+                                                            retry_base_seconds=0.2))
+    released.join()
+    assert outcome["changed"] and outcome["lock_attempts"]
+    blocker.close()
+
+
+@pytest.mark.parametrize("ddl, refused", [
+    ("CREATE TABLE g (u uuid REFERENCES organizations(id), t text GENERATED ALWAYS AS (u::text) STORED)",
+     "generated column t"),
+    ("CREATE POLICY p ON organizations USING (id = current_setting('app.org')::uuid)",
+     "policy p on public.organizations would not survive"),
+    ("ALTER TABLE organizations ADD CONSTRAINT not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000'::uuid)",
+     "check constraint not_nil"),
+    ("CREATE FUNCTION org_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC "
+     "SELECT count(*) FROM organizations WHERE id IS NOT NULL; END",
+     "function public.org_count()"),
+    ("CREATE PUBLICATION org_pub FOR TABLE organizations (id) WHERE (id IS NOT NULL)",
+     "publication org_pub"),
+    ("CREATE VIEW ov AS SELECT id FROM organizations; "
+     "CREATE FUNCTION ov_ins() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$; "
+     "CREATE TRIGGER ov_t INSTEAD OF INSERT ON ov FOR EACH ROW EXECUTE FUNCTION ov_ins()",
+     "view public.ov has triggers"),
+])
+def test_unsafe_dependents_are_refused_by_name_before_any_change(make_database, ddl, refused):
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE organizations (id uuid PRIMARY KEY DEFAULT gen_random_uuid());"
+                    "INSERT INTO organizations DEFAULT VALUES;" + ddl)
+    before = fingerprint(url)
+    conn = app_conn(url)
+    with pytest.raises(ConversionError, match="refused before any change") as err:
+        convert(conn, ConversionRequest(), RunOptions())
+    assert refused in str(err.value)
+    assert fingerprint(url) == before
+
+
+def test_table_owned_by_another_role_is_refused(make_database, pg_cluster):
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE organizations (id uuid PRIMARY KEY)")
+    with psycopg2.connect(pg_cluster.admin_url(dbname(url))) as admin, admin.cursor() as cur:
+        cur.execute("CREATE TABLE foreign_owned (org uuid REFERENCES organizations(id))")
+    conn = app_conn(url)
+    with pytest.raises(ConversionError, match="owned by postgres"):
+        convert(conn, ConversionRequest(), RunOptions())
+    conn.close()
+    with psycopg2.connect(pg_cluster.admin_url(dbname(url))) as admin, admin.cursor() as cur:
+        cur.execute("DROP TABLE foreign_owned")
+
+
+def test_reverse_direction_varchar_to_uuid(sink):
+    conn = app_conn(sink)
+    convert(conn, ConversionRequest(), RunOptions())
+    before = fingerprint(sink)
+    back = convert(conn, ConversionRequest(source_type="varchar(36)", target_type="uuid",
+                                           keys=["public.organizations.id", 'public.Users.ID',
+                                                 "public.documents.id"]), RunOptions())
+    assert back["changed"]
+    after = fingerprint(sink)
+    assert after["content"] == before["content"]
+    assert {t for c, t in after["types"].items() if c.endswith("organizations.id")} == {"uuid"}
+    assert len(after["catalog"]["constraints"]) == len(before["catalog"]["constraints"])
+    conn.close()
+
+
+def test_reverse_direction_refuses_non_uuid_values_naming_rows(make_database):
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id varchar(36) PRIMARY KEY);"
+                    "INSERT INTO t VALUES ('0b5f9f1e-6a4e-4a3c-9d8e-1f2a3b4c5d6e'), ('not-a-uuid')")
+    conn = app_conn(url)
+    with pytest.raises(ConversionError, match=r"public.t.id holds values that are not UUIDs: row \(0,2\): "):
+        convert(conn, ConversionRequest(source_type="varchar(36)", target_type="uuid"), RunOptions())
+    conn.close()
+
+
+def test_scope_all_converts_unlinked_columns_and_lists_leftovers(make_database):
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE a (id uuid PRIMARY KEY, request_id uuid, tags uuid[]);"
+                    "CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$BEGIN NEW.request_id := gen_random_uuid(); RETURN NEW; END$$;"
+                    "CREATE TRIGGER a_stamp BEFORE INSERT ON a FOR EACH ROW EXECUTE FUNCTION stamp()")
+    conn = app_conn(url)
+    keys_only = plan_only(conn, ConversionRequest())["plan"]
+    assert [u["column"] for u in keys_only.unconverted] == ["public.a.request_id"]
+    assert keys_only.unconverted[0]["written_by"] == ["a_stamp -> public.stamp()"]
+    outcome = convert(conn, ConversionRequest(scope="all", include_arrays=True), RunOptions())
+    types = {c["qualified"]: c["new_type"] for c in outcome["plan"].columns}
+    assert types == {"public.a.id": "varchar(36)", "public.a.request_id": "varchar(36)",
+                     "public.a.tags": "varchar(36)[]"}
+    conn.close()
+
+
+@pytest.mark.parametrize("request_kwargs, message", [
+    ({"scope": "everything"}, "scope must be one of"),
+    ({"keys": ["users.id"]}, "schema.table.column"),
+    ({"keys": []}, "keys must list"),
+    ({"fk_validation": "later"}, "fk_validation must be one of"),
+    ({"target_type": "varchr(36)"}, r"unknown type 'varchr\(36\)'"),
+])
+def test_bad_requests_fail_clearly(make_database, request_kwargs, message):
+    conn = app_conn(make_database())
+    with pytest.raises(ValueError, match=message):
+        plan_only(conn, ConversionRequest(**request_kwargs))
+    conn.close()
+
+
+def test_server_log_shows_no_ddl_from_check_mode(sink, pg_cluster):
+    """Check mode reads only: no DDL reaches the server, not even rolled back."""
+    with psycopg2.connect(pg_cluster.admin_url()) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{dbname(sink)}" SET log_statement = \'all\'')
+    log = os.path.join(pg_cluster.base_dir, "server.log")
+    start = os.path.getsize(log)
+    conn = psycopg2.connect(sink, application_name="check-mode-probe")
+    plan_only(conn, ConversionRequest())
+    conn.close()
+    with open(log, errors="replace") as handle:
+        handle.seek(start)
+        lines = [line for line in handle if "app=check-mode-probe" in line and "statement:" in line]
+    assert lines, "log_statement=all should have logged the plan's queries"
+    ddl = [line for line in lines if any(f"statement: {verb}" in line.upper().replace("STATEMENT:", "statement:")
+                                         for verb in ("ALTER", "DROP", "CREATE", "LOCK", "COMMENT", "GRANT"))]
+    assert ddl == []
+
+
+def test_validation_names_rows_that_are_not_canonical_uuid_text(make_database):
+    """The in-transaction value check, fed a table as a broken conversion would leave it."""
+    from types import SimpleNamespace
+
+    from ansible.module_utils.key_conversion_run import _rows_and_values
+
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id varchar(36));"
+                    "INSERT INTO t VALUES ('0b5f9f1e-6a4e-4a3c-9d8e-1f2a3b4c5d6e'),"
+                    " ('0B5F9F1E-6A4E-4A3C-9D8E-1F2A3B4C5D6F')")
+    plan = SimpleNamespace(source_type="uuid", tables=[{"relation": "public.t"}],
+                           columns=[{"relation": "public.t", "column": "id", "is_array": False}])
+    conn = psycopg2.connect(url)
+    assert _rows_and_values(conn, plan, {"public.t": 2}) == [
+        "public.t: 1 rows hold values that are not lower-case UUID text"]
+    assert _rows_and_values(conn, plan, {"public.t": 3}) == [
+        "public.t had 3 rows, now 2", "public.t: 1 rows hold values that are not lower-case UUID text"]
+    conn.close()
+
+
+def test_collation_option_converts_to_c_and_converges(sink):
+    conn = app_conn(sink)
+    convert(conn, ConversionRequest(), RunOptions())
+    # Already varchar(36), but not yet COLLATE "C": named keys get the collation only
+    # (auto finds keys of the source type, and none is uuid any more).
+    keys = ["public.organizations.id", "public.Users.ID", "public.documents.id"]
+    outcome = convert(conn, ConversionRequest(keys=keys, collation="C"), RunOptions())
+    assert outcome["changed"]
+    assert all('COLLATE "C"' in statement for _, statement in outcome["plan"].alter_sql)
+    with conn.cursor() as cur:
+        cur.execute("""SELECT DISTINCT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+                        WHERE a.attrelid = 'public.organizations'::regclass AND a.attname IN ('id', 'owner_id')""")
+        assert cur.fetchall() == [("C",)]
+    conn.rollback()
+    assert convert(conn, ConversionRequest(keys=keys, collation="C"), RunOptions())["changed"] is False
+    conn.close()
+
+
+def test_a_recreation_that_fails_rolls_back_and_names_the_statement(make_database):
+    """A view whose definition stops type-checking over the new type cannot be
+    foreseen without DDL: the transaction rolls back and says which statement failed."""
+    url = make_database()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE organizations (id uuid PRIMARY KEY);"
+                    "CREATE TABLE audit (actor uuid);"
+                    "CREATE VIEW org_audit AS SELECT o.id FROM organizations o JOIN audit a ON a.actor = o.id")
+    before = fingerprint(url)
+    conn = app_conn(url)
+    with pytest.raises(ConversionError) as err:
+        convert(conn, ConversionRequest(), RunOptions())
+    assert "operator does not exist: uuid = character varying" in str(err.value)
+    assert "the statement was: CREATE VIEW public.org_audit" in str(err.value)
+    assert err.value.details["failed_statement"].startswith("CREATE VIEW public.org_audit")
+    conn.close()
+    assert fingerprint(url) == before

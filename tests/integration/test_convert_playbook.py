@@ -1,0 +1,134 @@
+"""convert.yml and alembic_reset.yml as an operator runs them, on the broken fixture,
+ending with the app's real `alembic upgrade head` succeeding."""
+
+import glob
+import json
+import os
+import stat
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.alembic_runner import alembic
+from tests.db_fingerprint import fingerprint
+from tests.playbook_runner import run_playbook
+
+VERSIONS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "demoapp", "migrations", "versions")
+
+
+def password_of(url):
+    return psycopg2.extensions.parse_dsn(url)["password"]
+
+
+@pytest.fixture
+def extra(tmp_path, broken_db):
+    return {"recovery_database_url": broken_db, "convert_keys_report_dir": str(tmp_path / "reports"),
+            "convert_keys_poll_interval": 1, "investigate_alembic_versions_dir": VERSIONS_DIR,
+            "convert_keys_backup_dir": str(tmp_path / "backups"), "backup_dir": str(tmp_path / "backups"),
+            # the gate has its own tests below
+            "convert_keys_require_backup": False}
+
+
+def test_gate_refuses_without_a_verified_backup_then_passes_with_one(broken_db, extra):
+    gated = {**extra, "convert_keys_require_backup": True}
+    before = fingerprint(broken_db)
+    refused = run_playbook("playbooks/convert.yml", gated)
+    assert refused.rc != 0
+    assert "ansible-playbook playbooks/backup.yml -i inventories/" in refused.output
+    assert fingerprint(broken_db) == before
+
+    backed_up = run_playbook("playbooks/backup.yml", gated)
+    assert backed_up.rc == 0, backed_up.output[-3000:]
+    converted = run_playbook("playbooks/convert.yml", gated)
+    assert converted.rc == 0, converted.output[-3000:]
+    assert "backup gate passed" in converted.output
+
+
+def test_check_mode_plans_and_changes_nothing(broken_db, extra):
+    before = fingerprint(broken_db)
+    result = run_playbook("playbooks/convert.yml", extra, check=True, diff=True)
+    assert result.rc == 0, result.output[-3000:]
+    assert result.recap()["changed"] == 1  # the plan stands for the change under --check
+    assert "public.users.id: uuid -> varchar(36)" in result.output
+    assert fingerprint(broken_db) == before
+
+
+def test_recovery_then_alembic_upgrade_head_succeeds(broken_db, extra, tmp_path):
+    assert "incompatible types" in alembic(broken_db, "upgrade", "head").stderr
+    before = fingerprint(broken_db)
+
+    converted = run_playbook("playbooks/convert.yml", extra, verbosity=3)
+    assert converted.rc == 0, converted.output[-3000:]
+    assert password_of(broken_db) not in converted.output
+    report = Path(glob.glob(str(tmp_path / "reports" / "test-env" / "*" / "conversion.json"))[0])
+    result = json.loads(report.read_text())
+    assert result["fk_count_before"] == result["fk_count_after"] == 100
+    assert result["timings"]["exclusive_lock"] > 0
+    assert password_of(broken_db) not in report.read_text()
+    progress = report.parent / "conversion.progress.log"
+    assert "rewriting 1/" in progress.read_text()
+    assert stat.S_IMODE(progress.stat().st_mode) == stat.S_IMODE(report.stat().st_mode) == 0o600
+
+    after = fingerprint(broken_db)
+    assert after["content"] == before["content"]
+    assert {t for c, t in after["types"].items() if c.endswith((".id", "_id"))} <= {
+        "character varying(36)", "bigint", "integer", "uuid"}
+    assert after["types"]["public.users.id"] == "character varying(36)"
+
+    again = run_playbook("playbooks/convert.yml", extra)
+    assert again.rc == 0 and again.recap()["changed"] == 0
+
+    reset = run_playbook("playbooks/alembic_reset.yml", extra, diff=True)
+    assert reset.rc == 0, reset.output[-3000:]
+    assert "f867c7e3d51c -> ba1a5bcdb110" in reset.output
+    assert run_playbook("playbooks/alembic_reset.yml", extra).recap()["changed"] == 0
+
+    upgraded = alembic(broken_db, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    with psycopg2.connect(broken_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        assert cur.fetchall() == [("b354d12d1e7d",)]
+
+
+def test_alembic_reset_refuses_a_wrong_guard(broken_db, extra):
+    result = run_playbook("playbooks/alembic_reset.yml",
+                          {**extra, "alembic_reset_revision": "f867c7e3d51c"})
+    assert result.rc != 0
+    assert "revision f867c7e3d51c was asked for, but the schema is at ba1a5bcdb110" in result.output
+    with psycopg2.connect(broken_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        assert cur.fetchall() == [("f867c7e3d51c",)]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"convert_keys_keys": ["users.id"]}, "schema.table.column"),
+    ({"convert_keys_scope": "everything"}, "convert_keys_scope"),
+    ({"convert_keys_lock_timeout": 0}, "timeouts positive"),
+    ({"recovery_database_url": "postgresql://CHANGE_ME:CHANGE_ME@h/db"}, "CHANGE_ME"),
+])
+def test_convert_rejects_bad_input_before_anything(broken_db, extra, bad, message):
+    before = fingerprint(broken_db)
+    result = run_playbook("playbooks/convert.yml", {**extra, **bad})
+    assert result.rc != 0
+    assert message in result.output
+    assert fingerprint(broken_db) == before
+
+
+def test_a_failed_conversion_stops_the_play_with_its_reason(broken_db, extra):
+    """A session holding a lock past every retry: the role fails with the module's message
+    (naming the blocker), writes its report, and nothing changed."""
+    before = fingerprint(broken_db)
+    blocker = psycopg2.connect(broken_db)
+    with blocker.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users")
+    try:
+        result = run_playbook("playbooks/convert.yml", {**extra, "convert_keys_lock_timeout": 50,
+                                                        "convert_keys_lock_retries": 1,
+                                                        "convert_keys_lock_retry_delay": 0.1})
+    finally:
+        blocker.close()
+    assert result.rc != 0
+    assert "could not lock" in result.output and "SELECT count(*) FROM users" in result.output
+    assert "Stop if the conversion failed" in result.output
+    assert fingerprint(broken_db) == before

@@ -1,0 +1,66 @@
+"""recover.yml end to end, as `make demo` runs it: a Render-like environment of its
+own (cluster with the broken fixture, Render simulator), the whole recovery, then a
+second run that changes nothing. No secret may appear in the output at -vvv."""
+
+import os
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+import requests
+
+from tests.playbook_runner import ROOT, run_playbook
+
+VERSIONS_DIR = os.path.join(ROOT, "demoapp", "migrations", "versions")
+SERVICE = "srv-d0simulatedapi00000"
+
+
+@pytest.fixture
+def environment(tmp_path):
+    state = tmp_path / "localenv"
+    subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "up"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=300)
+    try:
+        yield {name: (state / name).read_text().strip()
+               for name in ("recovery_database_url", "render_api_url", "render_api_key")}
+    finally:
+        subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "down"], cwd=ROOT,
+                       capture_output=True, timeout=120)
+
+
+def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path):
+    extra = {
+        "recovery_environment": "local",
+        "recovery_database_url": environment["recovery_database_url"],
+        "render_api_base_url": environment["render_api_url"],
+        "render_api_key": environment["render_api_key"],
+        "render_service_id": SERVICE,
+        "render_postgres_id": "dpg-d0simulateddb000000-a",
+        "investigate_alembic_versions_dir": VERSIONS_DIR,
+        "investigate_report_dir": str(tmp_path / "reports"),
+        "convert_keys_report_dir": str(tmp_path / "reports"),
+        "convert_keys_backup_dir": str(tmp_path / "backups"),
+        "backup_dir": str(tmp_path / "backups"),
+    }
+    first = run_playbook("playbooks/recover.yml", extra, verbosity=3)
+    assert first.rc == 0, first.output[-4000:]
+    for secret in (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
+                   environment["render_api_key"]):
+        assert secret not in first.output
+    for step in ("conversion needed: yes", "Render export exp-", "backup gate passed", "converted 86 columns",
+                 "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200"):
+        assert step in first.output, step
+
+    with psycopg2.connect(environment["recovery_database_url"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")  # the deploy's pre-deploy migrated
+        assert cur.fetchall() == [("b354d12d1e7d",)]
+    service = requests.get(f"{environment['render_api_url']}/services/{SERVICE}", timeout=10,
+                           headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
+    assert service["serviceDetails"]["maintenanceMode"]["enabled"] is False
+    assert requests.get(service["serviceDetails"]["url"] + "/health", timeout=10).status_code == 200
+
+    second = run_playbook("playbooks/recover.yml", extra)
+    assert second.rc == 0, second.output[-4000:]
+    assert second.recap()["changed"] == 0
+    assert "conversion needed: no" in second.output

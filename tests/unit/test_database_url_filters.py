@@ -1,0 +1,60 @@
+"""The URL filters: parts for modules, a masked form for reports, safe errors."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from filter_plugins.database_url import FilterModule
+
+FILTERS = FilterModule().filters()
+URL = "postgresql://app_user:s3cr%40t-pw@dpg-abc-a.oregon-postgres.render.com:5432/app_db"
+
+
+def test_params_from_render_url():
+    params = FILTERS["database_url_params"](URL)
+    assert params == {
+        "login_host": "dpg-abc-a.oregon-postgres.render.com",
+        "login_port": 5432,
+        "login_user": "app_user",
+        "login_password": "s3cr@t-pw",
+        "login_db": "app_db",
+        "ssl_mode": "require",
+        "ca_cert": None,
+    }
+
+
+def test_params_honour_sslmode_and_rootcert():
+    params = FILTERS["database_url_params"](
+        "postgres://u:p@127.0.0.1:6543/db?sslmode=verify-full&sslrootcert=/etc/ssl/render-ca.crt")
+    assert params["login_port"] == 6543
+    assert params["ssl_mode"] == "verify-full"
+    assert params["ca_cert"] == "/etc/ssl/render-ca.crt"
+
+
+def test_default_port():
+    assert FILTERS["database_url_params"]("postgresql://u:p@h/db")["login_port"] == 5432
+
+
+def test_mask_hides_password_only():
+    masked = FILTERS["mask_database_url"](URL)
+    assert "s3cr" not in masked
+    assert masked == "postgresql://app_user:********@dpg-abc-a.oregon-postgres.render.com:5432/app_db"
+
+
+def test_mask_without_password_is_unchanged():
+    assert FILTERS["mask_database_url"]("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("mysql://u:topsecret@h/db", "must start with postgresql://"),
+    ("postgresql://u:topsecret@/db", "no host"),
+    ("postgresql://u:topsecret@h/", "names no database"),
+    ("postgresql://:topsecret@h/db", "names no user"),
+    ("postgresql://u:topsecret@h:notaport/db", "invalid port"),
+    ("", "non-empty"),
+    (None, "non-empty"),
+])
+def test_bad_urls_fail_without_echoing_the_password(bad, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        FILTERS["database_url_params"](bad)
+    assert message in str(err.value)
+    assert "topsecret" not in str(err.value)

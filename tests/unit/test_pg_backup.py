@@ -1,0 +1,205 @@
+"""Manifest, checksums, retention, the gate's rules and the client environment, without a server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+
+import pytest
+from ansible.module_utils.pg_backup import (
+    MANIFEST,
+    BackupError,
+    HashingWriter,
+    check_backup_id,
+    evaluate_gate,
+    file_problems,
+    fingerprint,
+    gate_message,
+    iso,
+    list_backups,
+    load_manifest,
+    object_counts,
+    plan_retention,
+    private_dir,
+    record_verification,
+    schema_difference,
+    verify_checksums,
+    write_manifest,
+)
+from ansible.module_utils.pg_backup_tools import count_toc_lines, first_error, libpq_env, parse_version
+
+IDENTITY = {"host": "db.example", "port": 5432, "name": "app"}
+NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+OBJECTS = [["table", "public.users", ""], ["column", "public.users.id", "uuid NOT NULL"]]
+
+
+def make_backup(root, backup_id="b1", *, finished=NOW, identity=IDENTITY, content=b"PGDMP data",
+                objects=OBJECTS, level="restore"):
+    path = private_dir(os.path.join(str(root), "env", backup_id))
+    with open(os.path.join(path, "dump.pgc"), "wb") as handle:
+        handle.write(content)
+    manifest = write_manifest(path, {
+        "manifest_version": 1, "backup_id": backup_id, "database": identity, "format": "custom",
+        "finished_at": iso(finished), "pg_dump_version": "15.2", "pg_dump_major": 15,
+        "files": [{"path": "dump.pgc", "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}],
+        "tables": [], "schema_fingerprint": fingerprint(objects), "objects": object_counts(objects),
+    })
+    if level:
+        record_verification(path, manifest, level, True, "run", "ok")
+    return path
+
+
+def test_manifest_round_trip_and_every_file_problem(tmp_path):
+    path = make_backup(tmp_path)
+    assert verify_checksums(path, IDENTITY)["backup_id"] == "b1"
+    assert file_problems(path, load_manifest(path)) == []
+    with open(os.path.join(path, "dump.pgc"), "ab") as handle:
+        handle.write(b"!")
+    with open(os.path.join(path, "stray"), "w") as handle:
+        handle.write("x")
+    problems = file_problems(path, load_manifest(path))
+    assert problems == ["stray: extra file not in the manifest",
+                        "dump.pgc: size mismatch: 11 bytes on disk, 10 in the manifest (+1 bytes)"]
+    os.unlink(os.path.join(path, "dump.pgc"))
+    with pytest.raises(BackupError, match=r"2 problem\(s\): dump.pgc: missing .*; stray: extra file"):
+        verify_checksums(path)
+
+
+def test_same_size_change_is_a_checksum_mismatch(tmp_path):
+    path = make_backup(tmp_path)
+    with open(os.path.join(path, "dump.pgc"), "r+b") as handle:
+        handle.write(b"X")
+    assert file_problems(path, load_manifest(path)) == [
+        "dump.pgc: checksum mismatch: SHA-256 differs from the manifest at the same size"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: m.replace('"format": "custom"', '"format": "directory"'), "manifest checksum mismatch"),
+    (lambda m: m[:-20], "manifest corrupt: not valid JSON"),
+    (lambda m: "[]", "manifest corrupt: not a JSON object"),
+    (lambda m: json.dumps({k: v for k, v in json.loads(m).items() if k != "manifest_checksum"}),
+     "it has no manifest_checksum"),
+])
+def test_a_damaged_manifest_is_named(tmp_path, damage, message):
+    path = make_backup(tmp_path)
+    file = os.path.join(path, MANIFEST)
+    with open(file) as handle:
+        text = handle.read()
+    with open(file, "w") as handle:
+        handle.write(damage(text))
+    with pytest.raises(BackupError, match=message):
+        load_manifest(path)
+
+
+def test_manifest_of_another_database(tmp_path):
+    path = make_backup(tmp_path, identity=IDENTITY | {"name": "other"})
+    with pytest.raises(BackupError, match=r"manifest is for database other on db\.example:5432, not app on"):
+        verify_checksums(path, IDENTITY)
+
+
+def test_hashing_writer_hashes_what_it_writes(tmp_path):
+    target = str(tmp_path / "out")
+    writer = HashingWriter(target)
+    for chunk in (b"a" * 100_000, b"b" * 3):
+        writer.write(chunk)
+    described = writer.close()
+    with open(target, "rb") as handle:
+        data = handle.read()
+    assert described == {"size": 100_003, "sha256": hashlib.sha256(data).hexdigest()}
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        HashingWriter(target)
+
+
+def test_retention_keeps_newest_and_protected_and_ignores_others(tmp_path):
+    paths = [make_backup(tmp_path, f"b{i}", finished=NOW + dt.timedelta(hours=i)) for i in range(5)]
+    make_backup(tmp_path, "foreign", identity=IDENTITY | {"name": "other"})
+    os.makedirs(tmp_path / "env" / "junk")
+    backups = list_backups(str(tmp_path), "env")
+    kept, deleted = plan_retention(backups, IDENTITY, 2, [paths[0]])
+    assert [b["id"] for b in kept] == ["b4", "b3", "b0"]
+    assert [b["id"] for b in deleted] == ["b2", "b1"]
+    with pytest.raises(BackupError, match="at least one"):
+        plan_retention(backups, IDENTITY, 0, [])
+
+
+def test_gate_rules(tmp_path):
+    fresh = make_backup(tmp_path, "fresh", finished=NOW - dt.timedelta(hours=1))
+    backups = list_backups(str(tmp_path), "env")
+    rules = {"live_fingerprint": fingerprint(OBJECTS), "min_level": "restore",
+             "max_age_seconds": 24 * 3600, "now": NOW}
+    passed, _ = evaluate_gate(backups, IDENTITY, **rules)
+    assert passed["path"] == fresh and not passed["from_this_run"]
+
+    passed, reasons = evaluate_gate(backups, IDENTITY, **rules | {"max_age_seconds": 1800})
+    assert passed is None and "1.0 h old, at most 0.5 h allowed" in reasons[0]
+    passed, reasons = evaluate_gate(backups, IDENTITY, **rules | {"live_fingerprint": "x"})
+    assert passed is None and "the schema changed since this backup" in reasons[0]
+    passed, reasons = evaluate_gate(backups, IDENTITY | {"port": 6543}, **rules)
+    assert passed is None and "manifest is for database app on db.example:5432" in reasons[0]
+    # Verified in this run: neither age nor fingerprint matter.
+    passed, _ = evaluate_gate(backups, IDENTITY, **rules | {"max_age_seconds": 0, "live_fingerprint": "x",
+                                                             "this_run": fresh})
+    assert passed["from_this_run"]
+
+    make_backup(tmp_path / "w", "weak", level="toc")
+    passed, reasons = evaluate_gate(list_backups(str(tmp_path / "w"), "env"), IDENTITY, **rules)
+    assert passed is None and "verified at toc level, restore required" in reasons[0]
+    make_backup(tmp_path / "u", "none", level=None)
+    passed, reasons = evaluate_gate(list_backups(str(tmp_path / "u"), "env"), IDENTITY, **rules)
+    assert passed is None and "verified at no level" in reasons[0]
+
+
+def test_gate_rechecks_checksums_and_a_record_binds_to_its_manifest(tmp_path):
+    path = make_backup(tmp_path)
+    rules = {"live_fingerprint": fingerprint(OBJECTS), "min_level": "checksum",
+             "max_age_seconds": 3600, "now": NOW}
+    with open(os.path.join(path, "dump.pgc"), "ab") as handle:
+        handle.write(b"!")
+    passed, reasons = evaluate_gate(list_backups(str(tmp_path), "env"), IDENTITY, **rules)
+    assert passed is None and "size mismatch" in reasons[0]
+
+    # A new manifest in the same place does not inherit the old one's verifications.
+    other = make_backup(tmp_path / "x", "b1", level="restore")
+    manifest = load_manifest(other)
+    write_manifest(other, {k: v for k, v in manifest.items() if k != "manifest_checksum"} | {"tables": [1]})
+    passed, reasons = evaluate_gate(list_backups(str(tmp_path / "x"), "env"), IDENTITY, **rules)
+    assert passed is None and "verified at no level" in reasons[0]
+
+
+def test_gate_message_says_how_to_make_a_backup():
+    message = gate_message(IDENTITY, "production", ["a", "b"], "restore")
+    assert message.startswith("no verified backup of app on db.example:5432 lets this change run (a; b)")
+    assert message.endswith("ansible-playbook playbooks/backup.yml -i inventories/production")
+    assert "inventories/<env>" in gate_message(IDENTITY, "", [], "restore")
+
+
+def test_schema_difference_names_objects():
+    assert schema_difference(OBJECTS, OBJECTS[:1]) == "missing column public.users.id"
+    assert "extra or changed index" in schema_difference([], [["index", "i", "x"]])
+
+
+@pytest.mark.parametrize("backup_id", ["", ".hidden", "-x", "a/b", "../up", "x" * 101])
+def test_backup_ids_are_plain_folder_names(backup_id):
+    with pytest.raises(BackupError):
+        check_backup_id(backup_id)
+
+
+def test_libpq_env_carries_the_password_and_drops_inherited_pg_vars(monkeypatch):
+    monkeypatch.setenv("PGSERVICE", "elsewhere")
+    monkeypatch.setenv("PGPASSWORD", "inherited")
+    env = libpq_env({"database_url": "postgresql://app:s3cret@db.example:6543/app?sslmode=verify-full"
+                                     "&sslrootcert=/ca.crt", "connect_timeout": 5})
+    assert env["PGPASSWORD"] == "s3cret"
+    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGDATABASE"]) == ("db.example", "6543", "app", "app")
+    assert (env["PGSSLMODE"], env["PGSSLROOTCERT"], env["PGPASSFILE"]) == ("verify-full", "/ca.crt", os.devnull)
+    assert "PGSERVICE" not in env
+
+
+def test_client_output_helpers():
+    assert parse_version("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)") == {"text": "15.20", "major": 15}
+    assert parse_version("pg_restore (PostgreSQL) 17devel")["major"] == 17
+    assert count_toc_lines(";\n; Archive created\n;\n3; 2615 1 SCHEMA x\n\n4; 1 TABLE y\n") == 2
+    assert first_error("pg_dump: warning: x\npg_dump: error: query failed\n") == "pg_dump: error: query failed"

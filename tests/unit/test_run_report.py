@@ -1,0 +1,566 @@
+"""The run report and the verification report, from the results the roles leave, without a server:
+every step status, where a run stopped and what it left, the next action, the FK baseline rules,
+and that no secret ever reaches a report."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.run_report import (
+    CHECKED,
+    DONE,
+    FAILED,
+    NOT_REACHED,
+    SKIPPED,
+    assemble_run_report,
+    assemble_verify_report,
+    compare_foreign_keys,
+    conversion_record,
+    newest_baseline,
+    redact,
+    render_run_markdown,
+    render_verify_markdown,
+    run_id_time,
+    verify_record,
+    verify_summary,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PASSWORD = "s3cr3t-Pa55word"
+URL = f"postgresql://app_owner:{PASSWORD}@db.example:5432/appdb?sslmode=require"
+API_KEY = "rnd_ApiKeyForTests0123456789"
+SECRETS = [URL, PASSWORD, API_KEY]
+RUN_ID = "20261124T014249Z"
+BACKUP = "/srv/backups/production/20261124T014249Z"
+
+
+def fk(schema, table, name):
+    return {"schema": schema, "table": table, "name": name}
+
+
+FKS = [fk("public", "orders", "orders_user_id_fkey"), fk("public", "items", "items_order_id_fkey")]
+
+
+def findings(*, needed=True, stored=("f867c7e3d51c",), true="ba1a5bcdb110", head="b354d12d1e7d", fks=FKS):
+    return {
+        "conversion_needed": needed,
+        "expected_key_type": "character varying(36)",
+        "columns_to_convert": [{"qualified": "public.users.id"}, {"qualified": "public.orders.user_id"}] if needed
+        else [],
+        "foreign_keys": {"count": len(fks), "list": list(fks)},
+        "alembic": {"stored": list(stored), "true": true, "head": head, "matches": list(stored) == [true],
+                    "pending": ["c2d3e4f5a6b7", "b354d12d1e7d"] if true != head else [], "contradictions": []},
+        "database": {"name": "appdb", "user": "app_owner", "host": "db.example"},
+    }
+
+
+def maintenance(enabled):
+    return {"changed": True, "maintenance_mode": {"enabled": enabled, "uri": ""}, "service": {"id": "srv-x"}}
+
+
+def full_run(**override):
+    """Everything a successful recovery leaves."""
+    evidence = {
+        "findings": findings(),
+        "render": True,
+        "maintenance": maintenance(False),
+        "backup": {"path": BACKUP, "level": "restore", "finished": True,
+                   "manifest": {"manifest_checksum": "ab" * 32, "finished_at": "2026-11-24T01:43:00Z",
+                                "total_bytes": 123456, "rows": 3161, "tables": 50},
+                   "gate_path": BACKUP},
+        "convert_plan": {"changed": False, "plan": {"columns": ["public.users.id", "public.orders.user_id"]},
+                         "fk_count_before": 2},
+        "convert": {"changed": True, "finished": True, "failed": False, "failed_when_result": False,
+                    "columns_converted": ["public.users.id", "public.orders.user_id"],
+                    "tables_rewritten": ["public.users", "public.orders"], "fk_count_before": 2,
+                    "fk_count_after": 2, "timings": {"exclusive_lock": 0.448, "alter": 0.3}, "post_commit_errors": [],
+                    "invocation": {"module_args": {"database_url": URL}}},
+        "alembic": {"changed": True, "stored": ["f867c7e3d51c"], "revision": "ba1a5bcdb110",
+                    "pending": ["c2d3e4f5a6b7", "b354d12d1e7d"]},
+        "deploy": {"changed": True, "deploy": {"id": "dep-123", "status": "live", "commit": {"id": "abc1234"},
+                                               "createdAt": "2026-11-24T01:44:00Z"}},
+        "health": {"status": 200, "url": "https://app.example/health"},
+        "logs": {"logs": [{"message": "started"}] * 9},
+    }
+    evidence.update(override)
+    return evidence
+
+
+def run_report(evidence, **kwargs):
+    defaults = {"environment": "production", "host": "production", "run_id": RUN_ID, "started_at": None,
+                "ended_at": "2026-11-24T01:45:00Z", "manifest_sha256": "cd" * 32, "secrets": SECRETS}
+    return assemble_run_report(evidence, **(defaults | kwargs))
+
+
+def statuses(report):
+    return {s["id"]: s["status"] for s in report["steps"]}
+
+
+def assert_no_secret(*texts):
+    for text in texts:
+        blob = text if isinstance(text, str) else json.dumps(text)
+        for secret in SECRETS:
+            assert secret not in blob
+
+
+# ----------------------------------------------------------------------------- run report
+
+def test_a_successful_recovery_reports_every_step_done_with_its_figures():
+    report = run_report(full_run())
+    assert report["outcome"] == "succeeded" and report["stopped_at"] is None
+    assert set(statuses(report).values()) == {DONE}
+    fig = report["figures"]
+    assert fig["foreign_keys"] == {"at_investigation": 2, "before": 2, "after": 2}
+    assert (fig["columns_converted"], fig["tables_rewritten"], fig["exclusive_lock_seconds"]) == (2, 2, 0.448)
+    assert fig["backup"]["path"] == BACKUP and fig["backup"]["verified_level"] == "restore"
+    assert fig["backup"]["manifest_sha256"] == "cd" * 32
+    assert fig["alembic"] | {} == {"stored": ["f867c7e3d51c"], "true": "ba1a5bcdb110", "head": "b354d12d1e7d",
+                                   "set_to": "ba1a5bcdb110", "pending": ["c2d3e4f5a6b7", "b354d12d1e7d"]}
+    assert fig["deploy"]["id"] == "dep-123" and fig["deploy"]["status"] == "live"
+    assert fig["health"] == {"status": 200, "url": "https://app.example/health", "log_lines_checked": 9}
+    assert report["state"]["maintenance_mode"] == "off" and report["state"]["database_changed"]
+    assert report["started_at"] == "2026-11-24T01:42:49Z" and report["duration_seconds"] == 131
+    assert any("playbooks/verify.yml -i inventories/production" in line for line in report["next_action"])
+    markdown = render_run_markdown(report)
+    for text in ("**Outcome: succeeded**", "| Convert the keys (one transaction) | done |", "after 2",
+                 "exclusive lock held: 0.448 s", "cd" * 32, "dep-123 live", "`f867c7e3d51c` -> true `ba1a5bcdb110`"):
+        assert text in markdown, text
+
+
+def test_nothing_to_recover_skips_the_recovery_steps():
+    evidence = {"findings": findings(needed=False, stored=("b354d12d1e7d",), true="b354d12d1e7d"),
+                "render": True, "maintenance": {"changed": False, "maintenance_mode": {"enabled": False}},
+                "health": {"status": 200, "url": "https://app.example/health"}, "logs": {"logs": []}}
+    report = run_report(evidence)
+    assert report["outcome"] == "succeeded"
+    assert statuses(report) == {"investigate": DONE, "maintenance_on": SKIPPED, "backup": SKIPPED,
+                                "convert": SKIPPED, "alembic_reset": SKIPPED, "deploy": SKIPPED,
+                                "maintenance_off": DONE, "health": DONE}
+    assert not report["state"]["database_changed"]
+    assert report["next_action"][0].startswith("Nothing to do")
+
+
+def test_without_render_its_steps_are_skipped_and_the_operator_deploys():
+    evidence = full_run(render=False)
+    for key in ("maintenance", "deploy", "health", "logs"):
+        evidence.pop(key)
+    report = run_report(evidence, environment="staging")
+    assert report["outcome"] == "succeeded"
+    assert [s["id"] for s in report["steps"] if s["status"] == SKIPPED] == [
+        "maintenance_on", "deploy", "maintenance_off", "health"]
+    assert report["state"]["maintenance_mode"].startswith("not managed")
+    assert any("deploy the app now" in line for line in report["next_action"])
+
+
+def test_a_run_stopped_at_the_backup_says_maintenance_is_still_on_and_nothing_changed():
+    evidence = {"findings": findings(), "render": True, "maintenance": maintenance(True)}
+    failure = {"task": "Dump with pg_dump", "message": f"pg_dump failed: no space left on device ({URL})"}
+    report = run_report(evidence, failure=failure)
+    assert report["outcome"] == "failed" and report["stopped_at"] == "backup"
+    assert statuses(report) == {"investigate": DONE, "maintenance_on": DONE, "backup": FAILED,
+                                "convert": NOT_REACHED, "alembic_reset": NOT_REACHED, "deploy": NOT_REACHED,
+                                "maintenance_off": NOT_REACHED, "health": NOT_REACHED}
+    assert report["state"]["maintenance_mode"] == "ON"
+    assert report["state"]["conversion"] == "not started" and not report["state"]["database_changed"]
+    action = " ".join(report["next_action"])
+    assert "Maintenance mode is still ON" in action and "The database was not changed" in action
+    assert "ansible-playbook playbooks/recover.yml -i inventories/production" in action
+    assert "ansible-playbook playbooks/maintenance.yml -i inventories/production -e maintenance=off" in action
+    markdown = render_run_markdown(report)
+    assert "FAILED at step backup" in markdown and "no space left on device" in markdown
+    assert_no_secret(report, markdown)
+
+
+def test_a_backup_verified_whose_step_did_not_finish_is_where_the_run_stopped():
+    evidence = {"findings": findings(), "render": True, "maintenance": maintenance(True),
+                "backup": {"path": BACKUP, "level": "restore", "finished": False}}
+    report = run_report(evidence, failure={"task": "Make sure Render holds a recent export", "message": "not found"})
+    assert report["stopped_at"] == "backup"
+    assert "did not finish" in report["steps"][2]["detail"]
+    assert report["state"]["restore_from"] == BACKUP
+
+
+def test_a_rolled_back_conversion_leaves_the_database_as_before():
+    # convert_keys waits with failed_when: false: a failed conversion has failed=False and a message.
+    evidence = full_run(convert={"changed": False, "finished": True, "failed": False, "failed_when_result": False,
+                                 "msg": "rolled back after an error: deadlock detected"})
+    for key in ("alembic", "deploy", "health", "logs"):
+        evidence.pop(key)
+    evidence["maintenance"] = maintenance(True)
+    report = run_report(evidence, failure={"task": "Report the conversion", "message": "undefined"})
+    assert report["stopped_at"] == "convert" and report["state"]["conversion"] == "rolled back"
+    assert "deadlock detected" in report["steps"][3]["detail"]
+    assert report["figures"]["foreign_keys"]["after"] is None and report["figures"]["columns_converted"] == 0
+    assert "as it was before this run (the conversion rolled back)" in report["next_action"][0]
+    assert not report["state"]["database_changed"]
+
+
+@pytest.mark.parametrize("message", [
+    "refused before any change: view v depends on users.id",
+    "could not lock 50 relations within 300 ms after 1 attempts; blocking sessions: pid 7 holds AccessShareLock",
+])
+def test_a_refused_or_unlockable_conversion_did_not_start(message):
+    evidence = full_run(convert={"changed": False, "finished": True, "failed": False, "msg": message})
+    for key in ("alembic", "deploy", "health", "logs"):
+        evidence.pop(key)
+    evidence["maintenance"] = maintenance(True)
+    report = run_report(evidence)
+    assert report["stopped_at"] == "convert" and report["state"]["conversion"] == "not started"
+    assert "did not start" in report["next_action"][0]
+
+
+def test_a_conversion_that_did_not_finish_in_time_may_still_be_running():
+    evidence = full_run(convert={"changed": False, "finished": 0, "failed": False, "started": 1})
+    for key in ("alembic", "deploy", "health", "logs"):
+        evidence.pop(key)
+    evidence["maintenance"] = maintenance(True)
+    report = run_report(evidence)
+    assert report["stopped_at"] == "convert" and report["state"]["conversion"] == "unknown"
+    assert "pg_stat_activity" in report["next_action"][0]
+
+
+def test_a_failed_deploy_after_the_conversion_offers_the_restore_of_the_backup_taken_before():
+    evidence = full_run(deploy={"changed": True, "deploy": {"id": "dep-9", "status": "update_failed"}},
+                        maintenance=maintenance(True))
+    evidence.pop("health")
+    evidence.pop("logs")
+    report = run_report(evidence, failure={"task": "Stop on a failed deploy", "message": "deploy dep-9 ended"})
+    assert report["stopped_at"] == "deploy"
+    assert statuses(report)["maintenance_off"] == NOT_REACHED and statuses(report)["health"] == NOT_REACHED
+    assert report["state"]["conversion"] == "committed" and report["state"]["database_changed"]
+    action = " ".join(report["next_action"])
+    assert "The keys are converted (committed)" in action and "Maintenance mode is still ON" in action
+    assert (f"ansible-playbook playbooks/restore.yml -i inventories/production -e restore_confirm=production "
+            f"-e restore_path={BACKUP}") in action
+    staging = run_report(evidence, environment="staging")
+    assert "restore_confirm" not in " ".join(staging["next_action"])
+
+
+def test_maintenance_that_could_not_be_turned_off_is_the_next_action():
+    evidence = full_run(maintenance={"failed": True, "msg": "Render answered 500"})
+    evidence.pop("health")
+    evidence.pop("logs")
+    report = run_report(evidence)
+    assert report["stopped_at"] == "maintenance_off"
+    assert report["state"]["maintenance_mode"].startswith("unknown")
+    assert "-e maintenance=off" in report["next_action"][0]
+
+
+def test_a_failed_log_check_after_health_200_stops_at_health():
+    report = run_report(full_run(), failure={"task": "Check the logs for failures", "message": "Traceback"})
+    assert report["outcome"] == "failed" and report["stopped_at"] == "health"
+    assert report["steps"][-1]["detail"] == "Traceback"
+    assert "health or log check" in report["next_action"][0]
+
+
+def test_an_investigation_that_failed_changed_nothing():
+    report = run_report({"render": True}, failure={"task": "Read the catalog", "message": "connection refused"})
+    assert report["stopped_at"] == "investigate"
+    assert [s["status"] for s in report["steps"][1:]] == [NOT_REACHED] * 7
+    assert report["next_action"][0].startswith("Nothing was changed")
+    assert report["state"]["maintenance_mode"] == "not changed by this run"
+
+
+def test_a_run_that_left_no_failure_but_did_not_finish_is_reported_failed():
+    evidence = full_run()
+    for key in ("alembic", "deploy", "health", "logs"):
+        evidence.pop(key)
+    evidence["maintenance"] = maintenance(True)
+    report = run_report(evidence)
+    assert report["outcome"] == "failed" and report["stopped_at"] == "alembic_reset"
+    assert "no failure recorded" in report["steps"][4]["detail"]
+
+
+def test_check_mode_changes_nothing_and_says_so():
+    evidence = {"findings": findings(), "render": True, "maintenance": maintenance(True),
+                "convert_plan": {"changed": True, "plan": {"columns": ["public.users.id"]}, "fk_count_before": 2}}
+    report = run_report(evidence, check_mode=True)
+    assert report["outcome"] == "checked" and report["check_mode"]
+    assert statuses(report)["convert"] == CHECKED
+    assert report["next_action"][0].startswith("Check mode: nothing was changed")
+
+
+def test_secrets_never_reach_a_report_wherever_they_hide():
+    evidence = full_run(deploy={"deploy": {"id": f"dep-{API_KEY}", "status": "live"}},
+                        health={"status": 200, "url": f"https://x.example/health?k={API_KEY}"})
+    evidence["findings"]["database"]["url"] = URL
+    report = run_report(evidence, failure={"task": "t", "message": f"login failed for {PASSWORD}"})
+    assert_no_secret(report, render_run_markdown(report))
+    assert "[redacted]" in json.dumps(report)
+
+
+def test_redact_walks_nested_values_and_ignores_empty_secrets():
+    value = {"a": [f"x{PASSWORD}y", {"b": (PASSWORD,)}], PASSWORD: 1}
+    assert redact(value, [PASSWORD, "", None]) == {"a": ["x[redacted]y", {"b": ["[redacted]"]}], "[redacted]": 1}
+    assert redact(value, []) is value
+
+
+def test_run_id_time():
+    assert run_id_time(RUN_ID) == "2026-11-24T01:42:49Z"
+    assert run_id_time("my-run") is None
+
+
+# ----------------------------------------------------------------------------- verification
+
+CONVERSION = {"changed": True, "finished": True, "failed": False, "fk_count_after": 2, "post_commit_errors": []}
+
+
+def test_conversion_record_reads_a_successful_conversion_only():
+    record = conversion_record(RUN_ID, conversion=CONVERSION, findings=findings())
+    assert record["fk_count"] == 2 and record["revision"] == "ba1a5bcdb110" and record["source"] == "conversion.json"
+    assert record["fk_names"] == ["public.items.items_order_id_fkey", "public.orders.orders_user_id_fkey"]
+    assert record["at"] == "2026-11-24T01:42:49Z"
+    failed = {"changed": False, "finished": True, "failed": False, "msg": "rolled back after an error"}
+    assert conversion_record(RUN_ID, conversion=failed) is None
+    assert conversion_record(RUN_ID, conversion=CONVERSION | {"finished": 0}) is None
+    from_report = conversion_record(RUN_ID, run_report=run_report(full_run()))
+    assert from_report["fk_count"] == 2 and from_report["source"] == "run-report.json"
+    assert from_report["fk_names"] is None and from_report["revision"] == "ba1a5bcdb110"
+
+
+def baseline(count=2, names=FKS, revision="b354d12d1e7d"):
+    return {"name": "the conversion of run R", "run_id": "R", "at": "2026-11-24T01:42:49Z", "source": "conversion.json",
+            "fk_count": count, "fk_names": None if names is None else sorted(f"{f['schema']}.{f['table']}.{f['name']}"
+                                                                            for f in names),
+            "revision": revision}
+
+
+AT_HEAD = {"stored": ("b354d12d1e7d",), "true": "b354d12d1e7d", "needed": False}
+EXTRA = fk("public", "folders", "folders_parent_id_fkey")
+
+
+@pytest.mark.parametrize(("record", "now", "status", "words"), [
+    (None, findings(**AT_HEAD), "info", "nothing to compare with"),
+    (baseline(), findings(**AT_HEAD), "ok", "as recorded"),
+    (baseline(), findings(**AT_HEAD, fks=FKS[:1]), "drift", "1 gone: public.items.items_order_id_fkey"),
+    (baseline(), findings(**AT_HEAD, fks=[*FKS, EXTRA]), "drift", "added with no migration since"),
+    (baseline(revision="ba1a5bcdb110"), findings(**AT_HEAD, fks=[*FKS, EXTRA]), "ok",
+     "added by the migrations since (ba1a5bcdb110 -> b354d12d1e7d)"),
+    (baseline(revision="ba1a5bcdb110"), findings(**AT_HEAD, fks=[FKS[0], EXTRA]), "drift", "1 gone"),
+    # alembic reset by hand: not a migration, so no leniency for the FKs either.
+    (baseline(), findings(stored=("f867c7e3d51c",), true="b354d12d1e7d", needed=False, fks=[*FKS, EXTRA]),
+     "drift", "no migration since"),
+    (baseline(names=None), findings(**AT_HEAD), "ok", "as recorded"),
+    (baseline(names=None), findings(**AT_HEAD, fks=FKS[:1]), "drift", "changed with no migration since"),
+    (baseline(names=None, revision="ba1a5bcdb110"), findings(**AT_HEAD, fks=[*FKS, EXTRA]), "ok", "the others added"),
+])
+def test_foreign_keys_against_the_newest_known_good_record(record, now, status, words):
+    check = compare_foreign_keys(record, now)
+    assert check["status"] == status and words in check["summary"], check
+
+
+def test_foreign_key_changes_can_be_accepted_as_the_new_baseline():
+    check = compare_foreign_keys(baseline(), findings(**AT_HEAD, fks=FKS[:1]), accept=True)
+    assert check["status"] == "ok" and "accepted as the new baseline" in check["summary"]
+
+
+def test_the_newest_known_good_record_wins():
+    clean = {"kind": "verify-report", "result": "ok", "generated_at": "2026-11-25T00:00:00Z",
+             "snapshot": {"fk_count": 3, "fk_names": ["a", "b", "c"], "revision": "b354d12d1e7d"}}
+    record = verify_record("verify-20261125T000000Z", clean)
+    assert record["fk_count"] == 3 and record["source"] == "verify-20261125T000000Z.json"
+    assert verify_record("v", clean | {"result": "drift"}) is None
+    assert verify_record("v", {"kind": "verify-report", "result": "ok"}) is None
+    conversion = conversion_record(RUN_ID, conversion=CONVERSION)
+    assert newest_baseline(conversion, record) is record
+    assert newest_baseline(conversion, None) is conversion
+    assert newest_baseline(None, None) is None
+
+
+def verify(evidence, **kwargs):
+    defaults = {"environment": "production", "host": "production", "generated_at": "2026-11-24T03:00:00Z",
+                "baseline": None, "render_configured": True, "expected_key_type": "character varying(36)",
+                "secrets": SECRETS}
+    return assemble_verify_report(evidence, **(defaults | kwargs))
+
+
+HEALTHY = {
+    "findings": {"findings": findings(**AT_HEAD)},
+    "plan": {"changed": False, "plan": {"columns": [], "refusals": []}},
+    "gate": {"path": BACKUP, "level": "restore", "backup": {"finished_at": "2026-11-24T02:00:00Z"}},
+    "service": {"service": {"serviceDetails": {"url": "https://app.example", "maintenanceMode": {"enabled": False}}}},
+    "health": {"status": 200, "url": "https://app.example/health"},
+}
+
+
+def check_statuses(report):
+    return {c["id"]: c["status"] for c in report["checks"]}
+
+
+def test_a_recovered_environment_verifies_clean_and_records_its_snapshot():
+    report = verify(HEALTHY, baseline=baseline())
+    assert report["result"] == "ok" and report["drifts"] == []
+    assert check_statuses(report) == {"key_types": "ok", "foreign_keys": "ok", "alembic": "ok",
+                                      "conversion_plan": "ok", "backup": "ok", "maintenance": "ok", "health": "ok"}
+    assert report["snapshot"] == {"fk_count": 2, "revision": "b354d12d1e7d",
+                                  "fk_names": ["public.items.items_order_id_fkey", "public.orders.orders_user_id_fkey"]}
+    assert "fk_names" not in report["baseline"]
+    assert verify_summary(report) == "production: no drift"
+    assert "**Result: OK, no drift**" in render_verify_markdown(report)
+
+
+def test_the_broken_environment_drifts_on_types_alembic_and_plan():
+    evidence = HEALTHY | {"findings": {"findings": findings()},
+                          "plan": {"changed": True, "plan": {"columns": ["public.users.id"] * 12, "refusals": []}}}
+    report = verify(evidence)
+    assert report["result"] == "drift"
+    assert check_statuses(report) | {} == {"key_types": "drift", "foreign_keys": "info", "alembic": "drift",
+                                           "conversion_plan": "drift", "backup": "ok", "maintenance": "ok",
+                                           "health": "ok"}
+    summary = verify_summary(report, "/r/verify-x.md")
+    for text in ("3 check(s) failed", "2 key or FK-linked column(s) are not character varying(36)",
+                 "alembic_version holds f867c7e3d51c but the schema is at ba1a5bcdb110",
+                 "would convert 12 column(s)", "and 7 more", "Report: /r/verify-x.md"):
+        assert text in summary, text
+
+
+def test_alembic_behind_head_is_drift():
+    evidence = HEALTHY | {"findings": {"findings": findings(needed=False, stored=("ba1a5bcdb110",))}}
+    report = verify(evidence)
+    assert check_statuses(report)["alembic"] == "drift"
+    assert "not head b354d12d1e7d" in report["drifts"][0]
+
+
+def test_probes_that_could_not_run_are_errors_and_fail_the_verification():
+    evidence = {"findings": {"failed": False, "msg": "could not connect to server"},
+                "findings_error": "reading the catalog failed: could not connect to server",
+                "plan": {"failed": False, "msg": "could not connect to server"},
+                "gate": {"failed": False, "msg": "no verified backup", "refused": []},
+                "service": {"failed": False, "msg": "Render answered 401"}, "health": {"skipped": True}}
+    report = verify(evidence)
+    assert report["result"] == "error"
+    assert check_statuses(report) == {"key_types": "error", "foreign_keys": "error", "alembic": "error",
+                                      "conversion_plan": "error", "backup": "warn", "maintenance": "error",
+                                      "health": "error"}
+    assert "could not connect to server" in report["drifts"][0]
+
+
+def test_a_missing_revision_map_cannot_verify_alembic():
+    no_map = findings(**AT_HEAD) | {"alembic": None}
+    report = verify(HEALTHY | {"findings": {"findings": no_map},
+                               "alembic_versions_dir": "/srv/app/migrations/versions"})
+    assert check_statuses(report)["alembic"] == "error"
+    assert "/srv/app/migrations/versions is not a directory" in report["drifts"][0]
+
+
+def test_maintenance_on_and_a_failing_health_check_are_drift():
+    evidence = HEALTHY | {
+        "service": {"service": {"serviceDetails": {"url": "https://a", "maintenanceMode": {"enabled": True}}}},
+        "health": {"status": 503, "url": "https://a/health"}}
+    report = verify(evidence, baseline=baseline())
+    assert check_statuses(report)["maintenance"] == "drift" and check_statuses(report)["health"] == "drift"
+    assert "maintenance mode is ON" in verify_summary(report)
+
+
+def test_render_not_configured_skips_its_checks():
+    report = verify({k: v for k, v in HEALTHY.items() if k not in ("service", "health")}, render_configured=False,
+                    baseline=baseline())
+    assert report["result"] == "ok"
+    assert check_statuses(report)["maintenance"] == "skipped" and check_statuses(report)["health"] == "skipped"
+
+
+def test_a_backup_refused_by_the_gate_is_reported_but_is_not_drift():
+    evidence = HEALTHY | {"gate": {"failed": False, "msg": "no verified backup", "refused": [
+        f"{BACKUP}: the schema changed since this backup (fingerprint differs)"]}}
+    report = verify(evidence, baseline=baseline())
+    assert report["result"] == "ok" and check_statuses(report)["backup"] == "warn"
+    assert "playbooks/backup.yml -i inventories/production" in report["checks"][4]["summary"]
+
+
+def test_no_secret_in_a_verification_report():
+    evidence = copy.deepcopy(HEALTHY)
+    evidence["findings"]["findings"]["database"]["url"] = URL
+    evidence["health"]["url"] = f"https://a/health?key={API_KEY}"
+    evidence["gate"]["msg"] = f"password {PASSWORD} rejected"
+    report = verify(evidence)
+    assert_no_secret(report, render_verify_markdown(report), verify_summary(report))
+
+
+# ----------------------------------------------------------------------------- the role's module
+
+LIBRARY = os.path.join(ROOT, "roles", "run_report", "library")
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("role_run_report", os.path.join(LIBRARY, "run_report.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+
+
+def test_the_module_finds_the_newest_successful_conversion_and_clean_verification(tmp_path):
+    module = load_module()
+    host = tmp_path / "production"
+    write(str(host / "20261120T000000Z" / "conversion.json"), CONVERSION)
+    write(str(host / "20261120T000000Z" / "findings.json"), findings())
+    failed = {"changed": False, "finished": True, "failed": False, "msg": "rolled back"}
+    write(str(host / "20261121T000000Z" / "conversion.json"), failed)
+    write(str(host / "20261122T000000Z" / "findings.json"), findings(needed=False))
+    record = module.last_conversion(str(host))
+    assert record["run_id"] == "20261120T000000Z" and record["fk_names"] and record["revision"] == "ba1a5bcdb110"
+    assert module.last_conversion(str(tmp_path / "nowhere")) is None
+    write(str(host / "verify-20261123T000000Z.json"), {"kind": "verify-report", "result": "ok",
+                                                        "generated_at": "2026-11-23T00:00:00Z",
+                                                        "snapshot": {"fk_count": 1, "fk_names": ["x"]}})
+    write(str(host / "verify-20261124T000000Z.json"), {"kind": "verify-report", "result": "drift"})
+    assert module.last_clean_verification(str(host))["run_id"] == "verify-20261123T000000Z"
+
+
+def test_the_module_prunes_the_oldest_verify_reports_only(tmp_path):
+    module = load_module()
+    for day in range(1, 6):
+        for ext in (".json", ".md"):
+            (tmp_path / f"verify-202611{day:02d}T000000Z{ext}").write_text("{}")
+    (tmp_path / "20261101T000000Z").mkdir()
+    deleted = module.prune_verify_reports(str(tmp_path), 3)
+    assert sorted(os.path.basename(p) for p in deleted) == [
+        "verify-20261101T000000Z.json", "verify-20261101T000000Z.md",
+        "verify-20261102T000000Z.json", "verify-20261102T000000Z.md",
+        "verify-20261103T000000Z.json", "verify-20261103T000000Z.md"]
+    assert sorted(os.listdir(tmp_path)) == ["20261101T000000Z", "verify-20261104T000000Z.json",
+                                            "verify-20261104T000000Z.md", "verify-20261105T000000Z.json",
+                                            "verify-20261105T000000Z.md"]
+    assert module.prune_verify_reports(str(tmp_path), 0) == []
+
+
+class _Captured(Exception):
+    pass
+
+
+def test_the_module_documentation_matches_its_argument_spec():
+    captured = {}
+
+    def capture(self, argument_spec, **_kwargs):
+        captured.update(argument_spec)
+        raise _Captured
+
+    with mock.patch.object(basic.AnsibleModule, "__init__", capture), pytest.raises(_Captured):
+        load_module().main()
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json", "-t", "module", "-M", LIBRARY,
+         "run_report"], capture_output=True, text=True, check=True, cwd=ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")})
+    doc = json.loads(result.stdout)["run_report"]["doc"]
+    assert set(doc["options"]) == set(captured)
+    for name, actual in captured.items():
+        documented = doc["options"][name]
+        assert documented.get("type", "str") == actual.get("type", "str"), name
+        assert bool(documented.get("required")) == bool(actual.get("required")), name
+        if actual.get("default") is not None:
+            assert documented.get("default") == actual["default"], name
+        assert documented.get("choices") == actual.get("choices"), name
+    assert captured["secrets"]["no_log"]
