@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup postgres lint unit test pytest molecule demo sim verify down clean
+.PHONY: setup postgres lint test pytest molecule demo sim verify down clean
 
 setup: $(STAMP) postgres
 
@@ -22,12 +22,12 @@ $(STAMP): requirements.txt requirements-dev.txt collections/requirements.yml
 
 # PostgreSQL server binaries (initdb, pg_ctl, pg_dump) for the throwaway clusters.
 postgres:
-	@if ! $(PYTHON) -c 'from localenv.cluster import find_bin_dir; find_bin_dir()' 2>/dev/null; then \
+	@if ! $(PYTHON) -m localenv binaries >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing PostgreSQL from Debian's packages"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else \
-	    $(PYTHON) -c 'from localenv.cluster import find_bin_dir; find_bin_dir()'; \
+	    $(PYTHON) -m localenv binaries >/dev/null; \
 	  fi; \
 	fi
 

@@ -1,12 +1,17 @@
 """Benchmark: bare pg_dump vs our dump with streaming SHA-256 vs our restore verification.
 
-    .venv/bin/python bench/bench_backup.py [--size-mb 512] [--repeat 3] [--format custom]
+    .venv/bin/python bench/bench_backup.py [--size-mb 512] [--repeat 5] [--format custom]
 
 Starts its own throwaway cluster (localenv: SSL, scram-sha-256, the non-superuser
 owner), loads a large production-shaped fixture (demoapp's broken fixture with
 --fixture demoapp --scale N, else a generated one of about --size-mb of table
 data: uuid keys, foreign keys, indexes, text and jsonb payloads), then times
-each step --repeat times and prints the medians. A script, never a timed test.
+each step --repeat times and prints the medians. Bare and ours alternate which
+goes first, so drift on a shared machine (page cache, other load) favours
+neither; the load average is printed because on a busy 2-core machine the
+ratios move by several percent between runs. Client CPU is this process and
+its child programs (pg_dump, pg_restore), not the server. A script, never a
+timed test.
 
 Targets (issue 4): dump+hash / bare pg_dump <= 1.05; restore verification / dump <= 1.2.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -95,9 +101,20 @@ def build_fixture(args, url: str) -> None:
         build_generated(url, args.size_mb)
 
 
-def timed(func):
-    start = time.monotonic()
+def client_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def timed(func, name: str = ""):
+    start, cpu = time.monotonic(), client_cpu()
     result = func()
+    if name:
+        CPU.setdefault(name, []).append(client_cpu() - cpu)
     return time.monotonic() - start, result
 
 
@@ -115,7 +132,7 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=512, help="generated fixture's table data, MB")
     parser.add_argument("--fixture", choices=["generated", "demoapp"], default="generated")
     parser.add_argument("--scale", type=int, default=50, help="demoapp fixture scale")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--format", choices=["custom", "directory"], default="custom")
     parser.add_argument("--jobs", type=int, default=2, help="pg_dump -j for the directory format")
     args = parser.parse_args()
@@ -139,20 +156,36 @@ def main() -> int:
         scratch = {"database_url": cluster.admin_url(), "connect_timeout": 10}
         times: dict[str, list[float]] = {"bare": [], "ours": [], "checksum": [], "restore": []}
         size = 0
+        loads = [os.getloadavg()[0]]
         for run in range(args.repeat):
             target = os.path.join(work, f"bare-{run}")
-            times["bare"].append(timed(lambda t=target: bare_dump(url, t, args.format, jobs))[0])
-            shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.unlink(target)
-            seconds, done = timed(lambda r=run: take_backup(
-                {"database_url": url, "connect_timeout": 10}, backup_dir=work, label="bench",
-                backup_id=f"run{r}", fmt=args.format, jobs=jobs))
-            times["ours"].append(seconds)
+
+            def bare(t=target):
+                times["bare"].append(timed(lambda: bare_dump(url, t, args.format, jobs), "bare")[0])
+                shutil.rmtree(t, ignore_errors=True) if os.path.isdir(t) else os.unlink(t)
+
+            def ours(r=run):
+                seconds, done = timed(lambda: take_backup(
+                    {"database_url": url, "connect_timeout": 10}, backup_dir=work, label="bench",
+                    backup_id=f"run{r}", fmt=args.format, jobs=jobs), "ours")
+                times["ours"].append(seconds)
+                return done
+
+            if run % 2:
+                done = ours()
+                bare()
+            else:
+                bare()
+                done = ours()
             size = done["manifest"]["total_bytes"]
-            times["checksum"].append(timed(lambda d=done: verify_backup(d["path"], "checksum", record=False))[0])
+            times["checksum"].append(timed(lambda d=done: verify_backup(d["path"], "checksum", record=False),
+                                           "checksum")[0])
             times["restore"].append(timed(lambda d=done: verify_backup(
-                d["path"], "restore", scratch=scratch, reuse=False, record=False))[0])
+                d["path"], "restore", scratch=scratch, reuse=False, record=False), "restore")[0])
             shutil.rmtree(done["path"])
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+            loads.append(os.getloadavg()[0])
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+                  + f" (load {loads[-1]:.1f})", flush=True)
 
         median = {k: statistics.median(v) for k, v in times.items()}
         rows = [
@@ -164,13 +197,17 @@ def main() -> int:
             ("verify level restore (checksum + toc + scratch restore + counts)", median["restore"],
              f"{median['restore'] / median['ours']:.3f} x dump (target <= 1.2)"),
         ]
-        print(f"\n{args.format} format, archive {size / 2**20:.1f} MB, median of {args.repeat} run(s)\n")
+        cpu = [statistics.median(CPU[k]) for k in ("bare", "ours", "checksum", "restore")]
+        print(f"\n{args.format} format, archive {size / 2**20:.1f} MB, median of {args.repeat} run(s), "
+              f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs\n")
         width = max(len(r[0]) for r in rows)
-        print(f"{'step':<{width}}  {'seconds':>8}  {'MB/s':>7}  ratio")
-        print(f"{'-' * width}  {'-' * 8}  {'-' * 7}  -----")
-        for name, seconds, ratio in rows:
-            print(f"{name:<{width}}  {seconds:8.2f}  {int(table_bytes) / 2**20 / seconds:7.1f}  {ratio}")
-        print("\nMB/s = table data (MB) / seconds.")
+        print(f"{'step':<{width}}  {'seconds':>8}  {'MB/s':>7}  {'client CPU s':>12}  ratio")
+        print(f"{'-' * width}  {'-' * 8}  {'-' * 7}  {'-' * 12}  -----")
+        for (name, seconds, ratio), cpu_seconds in zip(rows, cpu, strict=True):
+            print(f"{name:<{width}}  {seconds:8.2f}  {int(table_bytes) / 2**20 / seconds:7.1f}  "
+                  f"{cpu_seconds:12.2f}  {ratio}")
+        print("\nMB/s = table data (MB) / seconds. Client CPU = this process and its child programs "
+              "(pg_dump, pg_restore), not the server.")
     finally:
         cluster.stop(remove=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Jinja filters over database URLs: mask_database_url, database_url_params.
+"""Jinja filters over database URLs: mask_database_url, database_url_params, database_url_error.
 
 The logic is module_utils/pg_url.py, loaded from its file so that modules and
 filters share one implementation.
@@ -33,4 +33,6 @@ class FilterModule:
         return {
             "mask_database_url": _wrap(_pg_url.mask_database_url),
             "database_url_params": _wrap(_pg_url.database_url_params),
+            # Never raises: the reason a URL is unusable, "" when it is fine.
+            "database_url_error": _pg_url.database_url_error,
         }

@@ -6,12 +6,18 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: pg_backup_prune
-short_description: Keep the newest N backups of a database and delete older ones
+short_description: Keep the newest N verified backups of a database and delete the rest
 description:
   - Among the backups of this database under O(backup_dir)/O(label) (ordered by their manifest's
-    end time), keeps the newest O(keep) and every path in O(protect), and deletes the rest.
-  - Never touches backups of another database, directories without an intact manifest, or a
-    dump in progress.
+    end time), only those that passed verification count toward O(keep), so failing runs never
+    push a good backup out.
+  - Kept - every path in O(protect), the newest O(keep) verified backups, the newest
+    restore-verified one (even beyond O(keep)), and never-verified backups newer than the newest
+    verified one (a run may be about to verify it).
+  - Deleted - older verified backups, backups whose verification only ever failed, and
+    never-verified backups older than the newest verified one.
+  - Deletes nothing while no backup of this database passed verification. Never touches backups of
+    another database, directories without an intact manifest, or a dump in progress.
   - The connection options only name the database; the module does not connect.
 options:
   backup_dir:
@@ -23,7 +29,7 @@ options:
     type: str
     required: true
   keep:
-    description: How many backups of this database to keep (at least 1).
+    description: How many verified backups of this database to keep (at least 1).
     type: int
     default: 5
   protect:
@@ -42,7 +48,7 @@ author: render-key-recovery maintainers
 """
 
 EXAMPLES = r"""
-- name: Keep the five newest backups, never this run's
+- name: Keep the five newest verified backups, never this run's
   pg_backup_prune:
     database_url: "{{ recovery_database_url }}"
     backup_dir: "{{ playbook_dir }}/../backups"
@@ -63,6 +69,10 @@ deleted:
   returned: always
   type: list
   elements: str
+reasons:
+  description: Per backup directory, why it was kept or deleted.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

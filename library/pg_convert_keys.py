@@ -187,6 +187,11 @@ from ansible.module_utils.pg_connection import (
     ensure_psycopg2,
 )
 
+try:
+    from psycopg2 import DatabaseError
+except ImportError:  # ensure_psycopg2() reports it
+    DatabaseError = ConnectionFailure
+
 
 def _progress_writer(path):
     if not path:
@@ -201,8 +206,10 @@ def _progress_writer(path):
     return write
 
 
-def _result(plan, **extra):
+def _result(module, plan, **extra):
     summary = plan.summary()
+    for note in plan.notes:
+        module.warn(note)
     counts = {"foreign_keys": len(plan.foreign_keys), "views": len(plan.views),
               "policies": len(plan.policies), "triggers": len(plan.triggers), "rules": len(plan.rules)}
     return {"plan": summary, "columns_converted": summary["columns"],
@@ -262,8 +269,10 @@ def main():
                 planned = plan_only(conn, request)
             except ValueError as exc:
                 module.fail_json(msg=str(exc))
+            except DatabaseError as exc:
+                module.fail_json(msg=f"planning failed, nothing changed: {str(exc).strip()}")
             plan = planned["plan"]
-            result = _result(plan, changed=plan.needed, fk_count_before=planned["fk_count"],
+            result = _result(module, plan, changed=plan.needed, fk_count_before=planned["fk_count"],
                              fk_count_after=planned["fk_count"], executed_sql=[], lock_attempts=[])
             if plan.refusals:
                 module.fail_json(msg="refused before any change: " + "; ".join(plan.refusals), **result)
@@ -282,8 +291,10 @@ def main():
             module.fail_json(msg=str(exc), **exc.details)
         except ValueError as exc:
             module.fail_json(msg=str(exc))
+        except DatabaseError as exc:  # raised while planning, before any change
+            module.fail_json(msg=f"planning failed, nothing changed: {str(exc).strip()}")
         plan = outcome["plan"]
-        result = _result(plan, changed=outcome["changed"], fk_count_before=outcome["fk_count_before"],
+        result = _result(module, plan, changed=outcome["changed"], fk_count_before=outcome["fk_count_before"],
                          fk_count_after=outcome["fk_count_after"], timings=outcome["timings"],
                          executed_sql=outcome["executed_sql"], lock_attempts=outcome["lock_attempts"],
                          post_commit_errors=outcome.get("post_commit_errors", []),

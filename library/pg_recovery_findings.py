@@ -40,12 +40,15 @@ options:
   alembic_revisions:
     description:
       - The revision chain with indicator tables, a list of dicts with C(revision),
-        C(down_revision) and C(tables). Wins over O(alembic_versions_dir).
+        C(down_revision), C(tables) (created) and optionally C(dropped_tables) (dropped or
+        renamed away). Wins over O(alembic_versions_dir).
     type: list
     elements: dict
     default: []
   alembic_versions_dir:
-    description: The app's Alembic C(versions/) directory, parsed with Python's ast to derive the chain.
+    description:
+      - The app's Alembic C(versions/) directory, parsed with Python's ast to derive the chain
+        from each C(upgrade())'s C(create_table), C(drop_table) and C(rename_table) calls.
     type: path
   exact_count_max_bytes:
     description: Tables up to this size get an exact C(count(*)); larger ones the planner's estimate.
@@ -100,6 +103,7 @@ report_markdown:
   type: str
 """
 
+from ansible.module_utils import pg_connection
 from ansible.module_utils.alembic_history import HistoryError, parse_versions_dir
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.findings_report import render_markdown
@@ -111,6 +115,21 @@ from ansible.module_utils.pg_connection import (
     connection_argument_spec,
     ensure_psycopg2,
 )
+
+
+def database_error(exc) -> str:
+    """The server's message's first line, with its SQLSTATE when it sent one."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{text} (SQLSTATE {exc.pgcode})" if getattr(exc, "pgcode", None) else text
+
+
+def _close_quietly(conn) -> None:
+    """Read-only: nothing to keep, and a broken connection must not hide the real error."""
+    try:
+        conn.rollback()
+        conn.close()
+    except pg_connection.psycopg2.Error:
+        pass
 
 
 def main():
@@ -157,9 +176,12 @@ def main():
         )
     except (ValueError, HistoryError) as exc:
         module.fail_json(msg=str(exc))
+    except pg_connection.psycopg2.Error as exc:
+        # A permission error, timeout or lost connection mid-investigation:
+        # one line from the server (it never holds the password), no traceback.
+        module.fail_json(msg=f"the investigation stopped: {database_error(exc)}")
     finally:
-        conn.rollback()
-        conn.close()
+        _close_quietly(conn)
 
     module.exit_json(
         changed=False,

@@ -21,10 +21,15 @@ description:
   - Idempotent per O(backup_id) - when that backup of this database exists, nothing is dumped
     and C(changed=false); O(force) dumps again and replaces it only once the new dump succeeded.
   - The password reaches pg_dump only through its environment (C(PGPASSWORD)), never its argv.
-  - Directories are created 0700 and files 0600.
+  - Directories are created 0700 and files 0600. An existing O(backup_dir) (or label folder) is
+    never chmod-ed - it is refused, naming its mode and owner, unless it is owned by this user and
+    already private (no group or other permissions).
+  - A dump is written into a hidden C(.partial) directory locked (flock) by its writer and renamed
+    into place once complete. Partials of this database that no live run holds locked (a killed
+    run's leftovers, older than a minute) are removed first.
 options:
   backup_dir:
-    description: Where backups are kept (on the control node); created 0700.
+    description: Where backups are kept (on the control node); created 0700, or an existing private one of this user.
     type: path
     required: true
   label:
@@ -95,8 +100,15 @@ verified_levels:
   returned: always
   type: list
   elements: str
+removed_partials:
+  description: Leftover partial dumps of this database (killed runs) removed before dumping.
+  returned: success, not in check mode
+  type: list
+  elements: str
 plan:
-  description: In check mode, what would be dumped and its estimated (uncompressed, index-free) size.
+  description: >-
+    In check mode, what would be dumped, its estimated (uncompressed, index-free) size, and the
+    stale partials that would be removed.
   returned: check mode
   type: dict
 """
@@ -129,7 +141,8 @@ def main():
         if module.check_mode:
             plan = plan_backup(p, backup_dir=p["backup_dir"], label=p["label"], backup_id=p["backup_id"],
                                force=p["force"])
-            result = {"changed": plan["would_dump"], "path": plan["path"], "plan": plan, "verified_levels": []}
+            result = {"changed": plan["would_dump"] or bool(plan["stale_partials"]), "path": plan["path"],
+                      "plan": plan, "verified_levels": []}
             if not plan["would_dump"]:
                 manifest = load_manifest(plan["path"])
                 result |= {"manifest_path": os.path.join(plan["path"], MANIFEST), "backup": summary(manifest),
@@ -145,6 +158,7 @@ def main():
         manifest_path=os.path.join(done["path"], MANIFEST),
         backup=summary(done["manifest"]),
         verified_levels=passed_levels(done["path"], done["manifest"]),
+        removed_partials=done["removed_partials"],
     )
 
 

@@ -9,15 +9,22 @@ module: pg_verified_restore
 short_description: Restore a pg_verified_backup backup into the database in one transaction
 description:
   - Verifies the backup's checksums first (and that its manifest is for this database unless
-    O(allow_other_database)), checks pg_restore and the server are at least the dump's major versions,
-    then runs C(pg_restore --single-transaction --exit-on-error) (with C(--clean --if-exists) by
-    default, so the dumped objects are replaced atomically; objects created after the backup stay),
-    and compares every table's exact row count with the manifest.
-  - A failing pg_restore rolls back entirely; the database is left as it was.
+    O(allow_other_database)), checks pg_restore and the server are at least the dump's major versions.
+  - Restores in one transaction - C(pg_restore --single-transaction --file=-) writes the restore script
+    (with C(--clean --if-exists) by default, so the dumped objects are replaced atomically; objects
+    created after the backup stay) and C(psql -v ON_ERROR_STOP=1) runs it, with a check inserted just
+    before the final C(COMMIT) that compares every table's exact row count with the manifest. A
+    difference, like any error, rolls everything back and the message names every table that differs.
+  - The COMMIT is only sent once pg_restore exited successfully; on any failure the database is left as it was.
+  - Without O(path), the newest backup of this database verified at level C(restore) is used, else the
+    newest verified at any level (its level is returned); a backup that never passed verification is
+    never chosen, and the module refuses when none did.
   - Refusing production without a confirmation is the role's job (C(tasks_from=restore)).
 options:
   path:
-    description: The backup's directory; empty means the newest backup of this database under O(backup_dir)/O(label).
+    description: >-
+      The backup's directory; empty means the newest verified backup of this database under
+      O(backup_dir)/O(label).
     type: str
     default: ""
   backup_dir:
@@ -48,7 +55,7 @@ attributes:
     description: Verifies the checksums and versions and reports what would be restored.
   diff_mode:
     support: none
-requirements: [psycopg2, pg_restore]
+requirements: [psycopg2, pg_restore, psql]
 author: render-key-recovery maintainers
 """
 
@@ -66,12 +73,21 @@ path:
   description: The backup restored.
   returned: always
   type: str
+verified_level:
+  description: When O(path) was empty, the best level the chosen backup passed.
+  returned: when O(path) is empty
+  type: str
+skipped_newer:
+  description: When O(path) was empty, newer backups passed over (not verified at level restore, or not verified).
+  returned: when O(path) is empty
+  type: list
+  elements: str
 restored:
-  description: Whether pg_restore ran (false in check mode).
+  description: Whether the restore committed (false in check mode).
   returned: success
   type: bool
 tables_checked:
-  description: Tables whose row counts were compared with the manifest.
+  description: Tables whose row counts were compared with the manifest, before the COMMIT.
   returned: when restored
   type: int
 rows_checked:
@@ -86,7 +102,7 @@ extra_tables:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import BackupError, identity_of, newest_of_database
+from ansible.module_utils.pg_backup import BackupError, identity_of, restore_candidate
 from ansible.module_utils.pg_backup_run import restore_backup
 from ansible.module_utils.pg_backup_tools import ToolError
 from ansible.module_utils.pg_connection import connection_argument_spec, ensure_psycopg2, resolve_connection
@@ -106,15 +122,17 @@ def main():
                            required_if=[("path", "", ("backup_dir", "label"))])
     ensure_psycopg2(module)
     p = module.params
-    path = p["path"]
+    path, chosen = p["path"], {}
     try:
         if not path:
-            path = newest_of_database(p["backup_dir"], p["label"], identity_of(resolve_connection(p)))["path"]
+            candidate = restore_candidate(p["backup_dir"], p["label"], identity_of(resolve_connection(p)))
+            path = candidate["path"]
+            chosen = {"verified_level": candidate["level"], "skipped_newer": candidate["skipped_newer"]}
         result = restore_backup(p, path, bin_dir=p["pg_bin_dir"], clean=p["clean"], no_owner=p["no_owner"],
                                 allow_other_database=p["allow_other_database"], check_mode=module.check_mode)
     except (BackupError, ToolError, ValueError) as exc:
         module.fail_json(msg=str(exc), path=path)
-    module.exit_json(changed=True, **result)
+    module.exit_json(changed=True, **result, **chosen)
 
 
 if __name__ == "__main__":

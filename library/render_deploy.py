@@ -32,9 +32,12 @@ options:
     type: str
   trigger:
     description:
-      - C(always) creates a deploy on every run (a deploy is an action). C(unless_live) creates one only when
-        the service's latest deploy is not C(live) (e.g. it ended C(pre_deploy_failed)), so a second run
-        changes nothing.
+      - C(always) creates a deploy on every run (a deploy is an action); while another is in progress
+        Render queues it (202).
+      - C(unless_live) creates one only when the service's newest deploy is not C(live) (e.g. it ended
+        C(pre_deploy_failed)), so a second run changes nothing. A newest deploy still in progress (or
+        queued) is first waited for, up to I(wait_timeout), and then judged the same way; a second deploy
+        is never started beside it. In check mode it is not waited for, and the task reports C(changed).
     type: str
     choices: [always, unless_live]
     default: always
@@ -121,7 +124,8 @@ from ansible.module_utils.render_api import (
 
 
 def failure_details(client, service, deploy, log_lines):
-    """The events and logs that say why a deploy failed; partial when a read fails."""
+    """The events and logs that say why a deploy failed; partial when a read fails.
+    Log lines are scrubbed of the API key and of passwords in URLs."""
     details = {"events": {}, "logs": [], "errors": []}
     service_id = service["id"]
     for event_type in ("pre_deploy_ended", "deploy_ended", "build_ended"):
@@ -139,10 +143,32 @@ def failure_details(client, service, deploy, log_lines):
             logs = client.query_logs(service["ownerId"], [service_id], start_time=deploy.get("createdAt"),
                                      end_time=end, direction="backward", page_limit=min(100, log_lines),
                                      max_logs=log_lines)
-            details["logs"] = [entry.get("message", "") for entry in reversed(logs["logs"])]
+            details["logs"] = [client.scrub(entry.get("message") or "") for entry in reversed(logs["logs"])]
         except RenderAPIError as exc:
             details["errors"].append(str(exc))
     return details
+
+
+def pre_deploy_exit_code(failure):
+    """The pre-deploy command's exit code from the pre_deploy_ended event, or None.
+    Render sends explicit nulls, so every level may be null."""
+    event = failure["events"].get("pre_deploy_ended") or {}
+    reason = (event.get("details") or {}).get("reason") or {}
+    return (reason.get("failure") or {}).get("nonZeroExit")
+
+
+def settled_latest(module, client, service_id, params, result):
+    """The service's newest deploy once it is terminal. One still in progress (or queued) is
+    waited for, never doubled; in check mode it is returned as it is."""
+    latest = next(iter(client.list_deploys(service_id, limit=1, max_items=1)), None)
+    if latest is None or latest.get("status") in DEPLOY_TERMINAL or module.check_mode:
+        return latest
+    try:
+        return client.wait_for_deploy(service_id, latest["id"], timeout=params["wait_timeout"],
+                                      interval=params["poll_interval"])
+    except RenderAPIError as exc:
+        result.update(deploy=latest, status=latest.get("status"))
+        module.fail_json(msg=f"{exc} (it was already in progress; no second deploy was started)", **result)
 
 
 def run(module, client):
@@ -152,12 +178,18 @@ def run(module, client):
     result = {"changed": False, "service_id": service_id}
     latest = None
     if params["trigger"] == "unless_live" and not params["deploy_id"]:
-        latest = next(iter(client.list_deploys(service_id, max_items=1)), None)
+        latest = settled_latest(module, client, service_id, params, result)
     if params["deploy_id"]:
         deploy = client.get_deploy(service_id, params["deploy_id"])
     elif latest is not None and latest.get("status") in DEPLOY_SUCCESS:
         # Idempotent mode: the service already runs a live deploy, nothing to do.
         result.update(deploy=latest, status=latest.get("status"))
+        return result
+    elif latest is not None and latest.get("status") not in DEPLOY_TERMINAL:
+        # Check mode only: a real run waits for this deploy and deploys only if it fails.
+        result.update(changed=True, deploy=latest, status=latest.get("status"),
+                      msg=f"deploy {latest['id']} of service {service_id} is {latest.get('status')}: "
+                          "would wait for it and deploy only if it does not end live")
         return result
     else:
         result["changed"] = True
@@ -188,8 +220,7 @@ def run(module, client):
         result["failure"] = failure
         if params["fail_on_failure"]:
             tail = "\n".join(failure["logs"][-15:])
-            pre = failure["events"].get("pre_deploy_ended", {}).get("details", {})
-            exit_code = (pre.get("reason") or {}).get("failure", {}).get("nonZeroExit")
+            exit_code = pre_deploy_exit_code(failure)
             why = f" (pre-deploy command exited {exit_code})" if exit_code is not None else ""
             module.fail_json(msg=f"deploy {deploy['id']} of service {service_id} ended {status}{why}"
                                  + (f"; recent logs:\n{tail}" if tail else ""), **result)

@@ -12,6 +12,7 @@ inside the cluster directory, mode 0600, so a later process can find it again.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -155,6 +156,7 @@ def create(base_dir: str | None = None, *, app_user: str = "app_owner",
            app_database: str = "appdb") -> Cluster:
     """initdb a new cluster, configure it like Render, start it, create the app owner."""
     bin_dir = find_bin_dir()
+    ours = base_dir is None or not os.path.exists(base_dir)
     if base_dir is None:
         # Not under pytest's 0700 tmp: the postgres OS user must be able to reach it.
         base_dir = tempfile.mkdtemp(prefix="render-like-pg-")
@@ -170,12 +172,25 @@ def create(base_dir: str | None = None, *, app_user: str = "app_owner",
         app_password=secrets.token_urlsafe(24),
         app_database=app_database,
     )
+    try:
+        _initialise(cluster)
+    except BaseException:
+        # A half-made cluster is of no use: stop it and delete its files
+        # (the whole directory only when this call created it).
+        with contextlib.suppress(ClusterError):  # the first error is the one to report
+            cluster.stop(remove=ours)
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
+        raise
+    return cluster
+
+
+def _initialise(cluster: Cluster) -> None:
     os.chmod(cluster.base_dir, 0o700)
     _give_to_owner(cluster.base_dir)
     pwfile = os.path.join(cluster.base_dir, "superuser.pw")
     _write_private(pwfile, cluster.superuser_password)
     _run_as_owner([
-        os.path.join(bin_dir, "initdb"), "-D", cluster.data_dir, "-U", SUPERUSER,
+        os.path.join(cluster.bin_dir, "initdb"), "-D", cluster.data_dir, "-U", SUPERUSER,
         "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8",
         "--locale=C.UTF-8", "--no-sync",
     ])
@@ -185,7 +200,6 @@ def create(base_dir: str | None = None, *, app_user: str = "app_owner",
     cluster.save()
     cluster.start()
     _create_app_owner(cluster)
-    return cluster
 
 
 def _configure(cluster: Cluster) -> None:

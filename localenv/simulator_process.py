@@ -7,7 +7,9 @@ stops it. The key never appears on a command line.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -46,26 +48,67 @@ def start(state_dir: str, cluster_dir: str, *, timeout: float = 60.0) -> str:
     if running_pid(state_dir) and os.path.exists(url_path):
         with open(url_path) as handle:
             return handle.read().strip()
-    log = open(os.path.join(state_dir, LOG_FILE), "ab")  # noqa: SIM115 -- handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localenv.render_sim", "--state", STATE, "--cluster-dir", cluster_dir,
-         "--api-key-file", os.path.join(state_dir, KEY_FILE), "--workdir", ROOT],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # survives the shell that started it; down stops it
-        env={k: v for k, v in os.environ.items() if k != "RENDER_API_KEY"},
-    )
-    log.close()
-    deadline = time.monotonic() + timeout
-    url = proc.stdout.readline().decode().strip()
-    proc.stdout.close()
-    if not url.startswith("http") or time.monotonic() > deadline:
-        proc.terminate()
-        raise RuntimeError(f"the Render simulator did not start; see {os.path.join(state_dir, LOG_FILE)}")
+    argv = [sys.executable, "-m", "localenv.render_sim", "--state", STATE, "--cluster-dir", cluster_dir,
+            "--api-key-file", os.path.join(state_dir, KEY_FILE), "--workdir", ROOT]
+    proc, url = launch(argv, state_dir, timeout=timeout)
     with open(os.path.join(state_dir, PID_FILE), "w") as handle:
         handle.write(str(proc.pid))
     with open(url_path, "w") as handle:
         handle.write(url)
     return url
+
+
+def launch(argv: list[str], state_dir: str, *, timeout: float) -> tuple[subprocess.Popen, str]:
+    """Start ``argv`` in a session of its own and return it with the base URL it prints on
+    its first line. A child that prints no URL within ``timeout`` (stalled, or exited) is
+    stopped and a RuntimeError names the log."""
+    log_path = os.path.join(state_dir, LOG_FILE)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives the shell that started it; down stops it
+            env={k: v for k, v in os.environ.items() if k != "RENDER_API_KEY"},
+        )
+    try:
+        line = _first_line(proc.stdout.fileno(), time.monotonic() + timeout)
+    finally:
+        proc.stdout.close()
+    if line is None or not line.startswith("http"):
+        try:
+            code = proc.wait(timeout=1)  # closed stdout: it is exiting
+        except subprocess.TimeoutExpired:
+            code = None
+        stop_group(proc)
+        why = f"exited with code {code}" if code is not None else f"printed no URL within {timeout:.0f}s"
+        raise RuntimeError(f"the Render simulator did not start ({why}); see {log_path}")
+    return proc, line
+
+
+def _first_line(fd: int, deadline: float) -> str | None:
+    """The first line written to ``fd``, or None at the deadline; never blocks past it
+    (a bare readline() would wait for a stalled child forever)."""
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:  # the child closed its stdout: it exited
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a child started by launch, and whatever it started (its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
 
 
 def stop(state_dir: str) -> bool:

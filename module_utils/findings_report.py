@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Referencing FKs listed per mismatched key before "... and N more".
+REFERENCING_SHOWN = 20
+
 
 def _size(num_bytes) -> str:
     if num_bytes is None:
@@ -22,6 +25,24 @@ def _table(headers, rows) -> list[str]:
     return [*out, ""]
 
 
+def referencing_line(key: dict, limit: int = REFERENCING_SHOWN) -> str:
+    """One bullet per key: referencing table.column -> constraint, capped
+    (findings.json keeps every one)."""
+    shown = [f"`{fk['table']}.{','.join(fk['columns'])}` -> `{fk['name']}`"
+             for fk in key["referenced_by"][:limit]]
+    rest = len(key["referenced_by"]) - len(shown)
+    return (f"- `{key['qualified']}` is referenced by: {', '.join(shown)}"
+            + (f" ... and {rest} more (see findings.json)" if rest > 0 else ""))
+
+
+def _walk_row(step: dict, drops: bool) -> tuple:
+    dropped = step.get("dropped_tables") or []
+    unproven = "" if dropped else "(none: assumed)"
+    wrong = [*step["missing"], *(f"{t} (still present)" for t in step.get("still_present") or [])]
+    return (step["revision"], ", ".join(step["tables"]) or unproven,
+            *([", ".join(dropped)] if drops else []), ", ".join(wrong))
+
+
 def render_markdown(findings: dict, *, title: str) -> str:
     f = findings
     lines = [f"# Findings: {title}", "",
@@ -38,13 +59,18 @@ def render_markdown(findings: dict, *, title: str) -> str:
                   f"- true revision (from indicator tables): `{alembic['true']}`",
                   f"- head: `{alembic['head']}`; pending after the fix: "
                   f"{', '.join(f'`{r}`' for r in alembic['pending']) or 'none'}", ""]
-        lines += _table(["revision", "indicator tables", "missing"],
-                        [(w["revision"], ", ".join(w["tables"]) or "(none: assumed)",
-                          ", ".join(w["missing"]) or "") for w in alembic["walk"]])
+        # The "must be gone" column only when some revision drops or renames a table.
+        drops = any(w.get("dropped_tables") for w in alembic["walk"])
+        headers = ["revision", "indicator tables", *(["must be gone (dropped)"] if drops else []),
+                   "missing" + (" / still present" if drops else "")]
+        lines += _table(headers, [_walk_row(w, drops) for w in alembic["walk"]])
 
     lines += [f"## Key columns not of type `{f['expected_key_type']}`", ""]
     lines += _table(["column", "type", "referenced by (FKs)"],
                     [(k["qualified"], k["type"], len(k["referenced_by"])) for k in f["mismatched_keys"]])
+    lines += [referencing_line(k) for k in f["mismatched_keys"] if k["referenced_by"]]
+    if any(k["referenced_by"] for k in f["mismatched_keys"]):
+        lines.append("")
     fks = f["foreign_keys"]
     lines += [f"## Foreign keys: {fks['count']} in the database", "",
               f"- declared (not partition copies): {fks['declared']}",

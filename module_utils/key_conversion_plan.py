@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.key_findings import conversion_seconds
 from ansible.module_utils.key_graph import fks_touching, linked_closure
-from ansible.module_utils.pg_catalog import Column
+from ansible.module_utils.pg_catalog import Column, split_type_spelling
 
 SCOPES = ("keys", "all")
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -54,6 +54,8 @@ class ConversionRequest:
             raise ValueError("keys must list schema.table.column entries or be [auto]")
         if not self.schemas:
             raise ValueError("schemas must not be empty")
+        for option in ("source_type", "target_type"):
+            split_type_spelling(getattr(self, option))  # raises, naming the bad spelling
 
 
 @dataclass
@@ -74,10 +76,13 @@ class Plan:
     lock_relations: list[str]
     drop_sql: list[str]
     alter_sql: list[tuple[str, str]]  # (relation, statement)
+    checked_relations: list[str]  # tables whose ALTER adds the temporary value check
     create_sql: list[str]
     post_commit_sql: list[str]
     deferred_validations: list[tuple[str, str]]  # (relation, fk name) added NOT VALID
     estimate_seconds: int
+    # What the operator should know but that does not stop the run.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def needed(self) -> bool:
@@ -92,8 +97,13 @@ class Plan:
         return f"{megabytes}MB"
 
     @property
+    def check_cleanup_sql(self) -> list[str]:
+        """Drops the temporary value checks, right after the rewrites."""
+        return [q.drop_value_check(relation) for relation in self.checked_relations]
+
+    @property
     def sql(self) -> list[str]:
-        return [*self.drop_sql, *(s for _, s in self.alter_sql), *self.create_sql]
+        return [*self.drop_sql, *(s for _, s in self.alter_sql), *self.check_cleanup_sql, *self.create_sql]
 
     def summary(self) -> dict:
         return {
@@ -111,6 +121,7 @@ class Plan:
             "triggers": [f"{t['name']} ON {t['relation']}" for t in self.triggers],
             "rules": [f"{r['name']} ON {r['relation']}" for r in self.rules],
             "refusals": self.refusals,
+            "notes": self.notes,
             "unconverted": self.unconverted,
             "lock_order": self.lock_relations,
             "sql": self.sql,
@@ -127,7 +138,7 @@ def _columns(names) -> list[Column]:
 def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     request.check()
     source_name, source_fmt = reader.resolve_type(request.source_type)
-    target_sql = request.target_type
+    target_sql = " ".join(request.target_type.split())
     _, target_fmt = reader.resolve_type(target_sql)
     refusals: list[str] = []
     foreign_keys = reader.foreign_keys()
@@ -196,38 +207,56 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         if view["unsupported"]:
             refusals.append(f"{view['kind']} {view['relation']} has triggers, rules or column defaults "
                             f"({', '.join(view['unsupported'])}) that a recreation would not restore")
+        if not view["owned_by_us"]:
+            refusals.append(f"{view['kind']} {view['relation']} is owned by {view['owner']}, not by "
+                            f"{current_user}: only its owner can drop and recreate it")
         if any(c["acl"] for c in view["column_details"]):
             refusals.append(f"{view['kind']} {view['relation']} has column-level grants")
         if any(g["grantor"] != view["owner"] for g in view["grants"]):
             refusals.append(f"{view['kind']} {view['relation']} has grants made by another role")
     views.sort(key=lambda v: (v["depth"], v["relation"]))
+    notes = []
+    if target_fmt == "uuid":
+        notes += [f"{v['kind']} {v['relation']} is recreated from its definition over the text columns: casts "
+                  "PostgreSQL printed there (such as ::text on a key) stay, and comparisons through them stop "
+                  "using uuid indexes; review it after the change" for v in views]
+    notes += [f"materialized view {v['relation']} is recreated WITH DATA: its rows are computed afresh, as "
+              "REFRESH would, so rows it held from before its last refresh are not kept"
+              for v in views if v["kind"] == "materialized view" and v["populated"]]
 
     policies = reader.policy_details(sorted({d.objid for d in dependents if d.kind == "policy"}))
     triggers = reader.trigger_details(sorted({d.objid for d in dependents if d.kind == "trigger"}))
     rules = reader.rule_details(sorted({d.objid for d in dependents if d.kind == "rule"}))
     refusals += [f"trigger {t['name']} on {t['relation']} is a constraint trigger"
                  for t in triggers if t["constraint_trigger"]]
-    for dep in dependents:
-        if dep.kind == "check constraint" and f"::{source_fmt}" in dep.definition:
-            refusals.append(f"check constraint {dep.name} on {dep.relation} compares with a {source_fmt} "
-                            f"literal and would fail after the change: {dep.definition}")
-        elif dep.kind not in HANDLED | {"view", "materialized view", "policy", "trigger", "rule",
-                                        "check constraint"}:
-            refusals.append(f"{dep.kind} {dep.name} depends on {dep.column} and cannot be recreated "
-                            "safely by this tool: change it by hand first")
+    checks = {(dep.relation, dep.name): dep for dep in dependents if dep.kind == "check constraint"}
+    refusals += [f"{dep.kind} {dep.name} depends on {dep.column} and cannot be recreated safely by this tool: "
+                 "change it by hand first"
+                 for dep in dependents
+                 if dep.kind not in HANDLED | {"view", "materialized view", "policy", "trigger", "rule",
+                                               "check constraint"}]
 
-    # 5. Policies must still type-check once the columns have their new type.
+    # 5. Policies and check constraints are re-parsed over the new types (ALTER
+    #    TYPE re-adds a check from its text): each must still type-check.
     new_types = {(d["relation"], d["column"]): d["new_type"] for d in columns}
-    table_columns = reader.table_columns(sorted({p["relation"] for p in policies}))
+    table_columns = reader.table_columns(sorted({p["relation"] for p in policies}
+                                                | {relation for relation, _ in checks}))
+
+    def probe(relation: str, expression: str) -> str | None:
+        cols = [(c, new_types.get((relation, c), t)) for c, t in table_columns[relation]]
+        return reader.probe_expression(cols, relation.rsplit(".", 1)[-1].strip('"'), expression)
+
     for policy in policies:
-        cols = [(c, new_types.get((policy["relation"], c), t)) for c, t in table_columns[policy["relation"]]]
-        alias = policy["relation"].rsplit(".", 1)[-1].strip('"')
         for clause in ("using", "with_check"):
-            if policy[clause]:
-                error = reader.probe_expression(cols, alias, policy[clause])
-                if error:
-                    refusals.append(f"policy {policy['name']} on {policy['relation']} would not survive "
-                                    f"the change ({error}): rewrite it for {target_fmt} first")
+            error = probe(policy["relation"], policy[clause]) if policy[clause] else None
+            if error:
+                refusals.append(f"policy {policy['name']} on {policy['relation']} would not survive "
+                                f"the change ({error}): rewrite it for {target_fmt} first")
+    for (relation, name), dep in sorted(checks.items()):
+        error = probe(relation, q.check_expression(dep.definition))
+        if error:
+            refusals.append(f"check constraint {name} on {relation} would fail after the change ({error}): "
+                            f"{dep.definition}; rewrite it for {target_fmt} first")
 
     # 6. Source-type columns left as they are, and what still writes into them.
     converted = {d["qualified"] for d in columns} | set(already)
@@ -252,8 +281,16 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         fks_by_table.setdefault(fk.relation, []).append(fk)
     drop_sql += [q.drop_foreign_keys(rel, [fk.name for fk in group])
                  for rel, group in sorted(fks_by_table.items())]
-    alter_sql = [(rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols], request.collation))
-                 for rel, cols in sorted(by_table.items())]
+    # From uuid, each new value is checked to be canonical UUID text during the
+    # rewrite itself (arrays: the element cast already guarantees it).
+    values_checked = source_fmt == "uuid"
+    alter_sql, checked_relations = [], []
+    for rel, cols in sorted(by_table.items()):
+        checked = [d["column"] for d in cols if not d["is_array"]] if values_checked else []
+        alter_sql.append((rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols],
+                                               request.collation, checked)))
+        if checked:
+            checked_relations.append(rel)
     create_sql, deferred = [], []
     for rel, group in sorted(fks_by_table.items()):
         # PostgreSQL refuses NOT VALID FKs on partitioned tables: those validate inside.
@@ -286,14 +323,16 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                        "largest_index_bytes": cols[0]["largest_index_bytes"]})
     lock_relations = sorted(set(by_table) | {fk.relation for fk in fks}
                             | {fk.ref_relation for fk in fks}
-                            # LOCK TABLE refuses materialized views; DROP takes theirs.
-                            | {v["relation"] for v in views if v["kind"] == "view"}
+                            # Views are not locked up front: LOCK TABLE on a view locks its
+                            # base tables with the view owner's rights, which need not include
+                            # LOCK. Their base tables are locked here; DROP VIEW takes the view.
                             | {p["relation"] for p in policies} | {t["relation"] for t in triggers}
                             | {r["relation"] for r in rules})
     rewrite_bytes = sum(t["total_bytes"] for t in tables)
     estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)
 
     return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,
-                triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, create_sql,
-                post_commit, deferred, estimate)
+                triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, checked_relations,
+                create_sql,
+                post_commit, deferred, estimate, notes)
 

@@ -16,11 +16,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
-from ansible.module_utils.key_conversion_sql import ident
+from ansible.module_utils.key_conversion_sql import ident, literal
 from ansible.module_utils.pg_catalog import CatalogReader, Column
 
 LOCK_NOT_AVAILABLE = "55P03"
-UUID_DEFAULT = re.compile(r"^(gen_random_uuid|uuid_generate_v4)\(\)")
+# Defaults that generated a uuid; after the change they must still yield UUID text.
+# With an empty search_path an extension's function prints schema-qualified.
+UUID_DEFAULT = re.compile(r'^\(?(?:(?:"[^"]+"|\w+)\.)?(gen_random_uuid|uuid_generate_v[1-7]\w*|uuidv[47])\(\)')
 
 
 class ConversionError(Exception):
@@ -108,8 +110,12 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
                          + " IN ACCESS EXCLUSIVE MODE")
             except Exception as exc:
                 if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
-                    conn.rollback()
-                    raise
+                    # A deadlock, a statement timeout, a privilege missing on a view:
+                    # nothing has changed yet, and retrying would not help.
+                    _rollback_quietly(conn)
+                    raise ConversionError(f"could not lock the {len(outline.lock_relations)} relations, "
+                                          f"nothing changed: {str(exc).strip()}",
+                                          {"lock_attempts": lock_attempts}) from None
                 conn.rollback()
                 holders = reader.lock_holders(outline.lock_relations)
                 conn.rollback()
@@ -127,7 +133,13 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
         locked_at = time.monotonic()
         with phase("plan"):
             plan = build_plan(reader, request, user)
-        if plan.refusals or set(plan.lock_relations) - set(outline.lock_relations):
+        if plan.refusals:
+            # Found only now that we hold the locks: refuse by name, as before any change.
+            conn.rollback()
+            raise ConversionError("refused before any change: " + "; ".join(plan.refusals),
+                                  {"refusals": plan.refusals, "plan": plan.summary(),
+                                   "lock_attempts": lock_attempts})
+        if set(plan.lock_relations) - set(outline.lock_relations):
             # The schema changed between planning and locking: plan again.
             conn.rollback()
             lock_attempts.append({"attempt": attempt + 1, "replanned": True})
@@ -154,6 +166,8 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
             for number, (relation, statement) in enumerate(plan.alter_sql, 1):
                 say(f"rewriting {number}/{len(plan.alter_sql)}: {relation}")
                 _set_application_name(conn, f"key conversion {number}/{len(plan.alter_sql)} {relation}")
+                run(statement)
+            for statement in plan.check_cleanup_sql:
                 run(statement)
         with phase("recreate"):
             say(f"recreating {len(plan.foreign_keys)} foreign keys and "
@@ -182,14 +196,21 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     post_errors = []
     with phase("post_commit"):
         conn.autocommit = True
-        for statement in plan.post_commit_sql:
+        # VALIDATE CONSTRAINT runs its check with maintenance_work_mem as work_mem:
+        # the same memory the in-transaction checks had, for this session only.
+        post_commit = [f"SET maintenance_work_mem TO {literal(_memory(options, plan))}", *plan.post_commit_sql]
+        for statement in post_commit:
             say(statement)
             try:
                 _execute(conn, statement)
                 executed.append(statement)
             except Exception as exc:
                 post_errors.append(f"{statement}: {str(exc).strip()}")
-        fk_count_after = len(reader.foreign_keys())
+        try:
+            fk_count_after = len(reader.foreign_keys())
+        except Exception as exc:  # committed already: report, never claim a rollback
+            post_errors.append(f"counting foreign keys after commit: {str(exc).strip()}")
+            fk_count_after = None
         conn.autocommit = False
     return {"changed": True, "plan": plan, "fk_count_before": before["fk_total"],
             "fk_count_after": fk_count_after, "timings": timings,
@@ -209,8 +230,12 @@ def _execute(conn, statement, params=None):
         cur.execute(statement, params)
 
 
+def _memory(options: RunOptions, plan) -> str:
+    return plan.maintenance_work_mem if options.maintenance_work_mem == "auto" else options.maintenance_work_mem
+
+
 def _set_local(conn, options: RunOptions, plan) -> None:
-    memory = plan.maintenance_work_mem if options.maintenance_work_mem == "auto" else options.maintenance_work_mem
+    memory = _memory(options, plan)
     _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
              "set_config('maintenance_work_mem', %s, true)",
              (f"{options.lock_timeout_ms}ms", f"{options.statement_timeout_ms}ms", memory))
@@ -295,10 +320,12 @@ def _rows_and_values(conn, plan, counts_before) -> list[str]:
     trip through uuid, exact and about four times cheaper than a regular
     expression; a value that is no UUID at all fails the cast and so the run."""
     problems = []
+    # Tables whose values a CHECK verified during the rewrite need only their rows counted.
+    checked_in_rewrite = set(getattr(plan, "checked_relations", []))
     for table in plan.tables:
         relation = table["relation"]
         cols = [ident(c["column"]) for c in plan.columns if c["relation"] == relation and not c["is_array"]]
-        check = plan.source_type == "uuid" and cols
+        check = plan.source_type == "uuid" and cols and relation not in checked_in_rewrite
         condition = " OR ".join(f"{col}::uuid::text <> {col}" for col in cols) if check else "false"
         with conn.cursor() as cur:
             cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {condition}) FROM {relation}")

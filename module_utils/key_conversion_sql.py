@@ -25,13 +25,39 @@ def literal(text: str | None) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str | None = None) -> str:
-    """One ALTER TABLE carrying every column change of a table: one rewrite."""
+VALUE_CHECK = "key_conversion_value_check"
+
+
+def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str | None = None,
+                  checked: list[str] | None = None) -> str:
+    """One ALTER TABLE carrying every column change of a table: one rewrite.
+
+    ``checked`` columns get a temporary CHECK that each value is canonical UUID
+    text. PostgreSQL evaluates a constraint added by the rewriting ALTER while
+    it rewrites, so the check costs no scan of its own; drop it right after
+    (``drop_value_check``)."""
     collate = f" COLLATE {ident(collation)}" if collation else ""
-    changes = ", ".join(
-        f"ALTER COLUMN {ident(col)} TYPE {new_type}{collate} USING {ident(col)}::{new_type}"
-        for col, new_type in columns)
-    return f"ALTER TABLE {relation} {changes}"
+    changes = [f"ALTER COLUMN {ident(col)} TYPE {new_type}{collate} USING {ident(col)}::{new_type}"
+               for col, new_type in columns]
+    if checked:
+        condition = " AND ".join(f"{ident(col)}::uuid::text = {ident(col)}" for col in checked)
+        changes.append(f"ADD CONSTRAINT {ident(VALUE_CHECK)} CHECK ({condition})")
+    return f"ALTER TABLE {relation} " + ", ".join(changes)
+
+
+def drop_value_check(relation: str) -> str:
+    return f"ALTER TABLE {relation} DROP CONSTRAINT {ident(VALUE_CHECK)}"
+
+
+def check_expression(definition: str) -> str:
+    """The boolean expression of a check constraint as pg_get_constraintdef
+    prints it: 'CHECK ((a > 0)) NOT VALID' -> '(a > 0)'."""
+    text = definition.strip()
+    for suffix in (" NOT VALID", " NO INHERIT"):
+        text = text.removesuffix(suffix)
+    if not text.startswith("CHECK (") or not text.endswith(")"):
+        raise ValueError(f"not a check constraint definition: {definition}")
+    return text[len("CHECK ("):-1]
 
 
 def drop_foreign_keys(relation: str, names: list[str]) -> str:

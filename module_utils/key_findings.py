@@ -70,17 +70,9 @@ def investigate(reader, *, schemas, source_types, expected_type, keys=None,
                   for c in closure_columns]
     to_convert = [c for c in to_convert if c.type != expected_type]
 
-    # Row counts: exact below the threshold, the planner's estimate above it.
-    table_rows = []
-    for table in tables:
-        exact = table["total_bytes"] <= exact_count_max_bytes
-        rows = (reader.exact_row_count(table["schema"], table["table"]) if exact
-                else table["estimated_rows"])
-        table_rows.append({**table, "rows": rows, "rows_exact": exact})
-    by_name = {(t["schema"], t["table"]): t for t in table_rows}
-    affected = sorted({(c.schema, c.table) for c in to_convert})
-    affected_tables = [by_name.get(t, {"schema": t[0], "table": t[1], "total_bytes": 0, "rows": 0,
-                                       "rows_exact": False}) for t in affected]
+    table_rows = row_counts(tables, exact_count_max_bytes,
+                            lambda schema, table: reader.exact_row_count(schema, table, only=True))
+    affected_tables = tables_to_rewrite(table_rows, {(c.schema, c.table) for c in to_convert})
     rewrite_bytes = sum(t["total_bytes"] for t in affected_tables)
 
     dependents = reader.column_dependents(to_convert)
@@ -132,10 +124,7 @@ def investigate(reader, *, schemas, source_types, expected_type, keys=None,
         "source_types": list(source_types),
         "expected_key_type": expected_type,
         "mismatched_keys": [
-            c.as_dict() | {"expected": expected_type,
-                           "referenced_by": [fk.name for fk in foreign_keys
-                                             if (fk.ref_schema, fk.ref_table) == (c.schema, c.table)
-                                             and c.column in fk.ref_columns and not fk.inherited]}
+            c.as_dict() | {"expected": expected_type, "referenced_by": _referencing(c, foreign_keys)}
             for c in mismatched
         ],
         "columns_to_convert": [c.as_dict() for c in to_convert],
@@ -164,6 +153,50 @@ def investigate(reader, *, schemas, source_types, expected_type, keys=None,
         "alembic": alembic,
         "warnings": warnings,
     }
+
+
+def _referencing(key: Column, foreign_keys) -> list[dict]:
+    """The declared FKs referencing a key column, as referencing table.column and name."""
+    return [{"name": fk.name, "table": f"{fk.schema}.{fk.table}", "columns": list(fk.columns)}
+            for fk in foreign_keys
+            if (fk.ref_schema, fk.ref_table) == (key.schema, key.table)
+            and key.column in fk.ref_columns and not fk.inherited]
+
+
+def row_counts(tables, exact_count_max_bytes: int, count_rows) -> list[dict]:
+    """Each table's rows: count_rows(schema, table) up to the size threshold,
+    the planner's estimate above it. Rows live in leaf partitions only, so each
+    leaf is counted once (by its own size) and a partitioned parent sums its leaves."""
+    counted: dict = {}
+
+    def count(table) -> tuple[int, bool]:
+        key = (table["schema"], table["table"])
+        if key not in counted:
+            exact = table["total_bytes"] <= exact_count_max_bytes
+            counted[key] = (count_rows(*key) if exact else table["estimated_rows"], exact)
+        return counted[key]
+
+    rows = []
+    for table in tables:
+        if table["partitioned"]:
+            leaves = [count(leaf) for leaf in table.get("leaf_partitions") or []]
+            total, exact = sum(n for n, _ in leaves), all(e for _, e in leaves)
+        else:
+            total, exact = count(table)
+        rows.append({**table, "rows": total, "rows_exact": exact})
+    return rows
+
+
+def tables_to_rewrite(table_rows, affected) -> list[dict]:
+    """The tables holding columns to convert, each partition's data once: a
+    partitioned parent's size already holds its partitions'."""
+    by_name = {(t["schema"], t["table"]): t for t in table_rows}
+    chosen = [by_name.get(t, {"schema": t[0], "table": t[1], "total_bytes": 0, "rows": 0,
+                              "rows_exact": False}) for t in sorted(affected)]
+    covered = {(leaf["schema"], leaf["table"]) for t in chosen for leaf in t.get("leaf_partitions") or []}
+    return [t for t in chosen
+            if (t["schema"], t["table"]) not in covered
+            and tuple(t.get("partition_root") or ()) not in affected]
 
 
 def _alembic(reader, revisions, tables) -> dict:

@@ -21,6 +21,8 @@ import json
 import os
 import re
 import shutil
+import stat
+import time
 
 MANIFEST = "manifest.json"
 VERIFICATIONS = "verifications.json"
@@ -54,10 +56,36 @@ def parse_iso(text: str) -> dt.datetime:
 # -- private storage -------------------------------------------------------
 
 def private_dir(path: str) -> str:
-    """Create path (and missing parents) 0700; an existing one is tightened to 0700."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create path 0700 (missing parents too), or accept an existing directory
+    only when it is already ours and private. A directory we did not create is
+    never chmod-ed: it may be shared on purpose, and tightening it silently
+    would hide that the dump was about to land somewhere others can read."""
+    try:
+        os.makedirs(path, mode=0o700)
+    except FileExistsError:
+        check_private_dir(path)
+        return path
+    os.chmod(path, 0o700)  # ours: the umask may have narrowed the mode, never widened it
     return path
+
+
+def check_private_dir(path: str) -> None:
+    """BackupError naming path, its mode and owner, and the fix, unless it is a
+    directory owned by this user with no group or other permissions."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise BackupError(f"{path} exists and is not a directory: set the backup directory to another path")
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.geteuid():
+        raise BackupError(f"{path} (mode {mode:04o}) is owned by uid {st.st_uid}, not by this user "
+                          f"(uid {os.geteuid()}): backups hold the whole database, so they are only written "
+                          f"to a directory of our own; set the backup directory to a path that does not "
+                          f"exist yet (it is created 0700) or to one this user owns with mode 0700")
+    if mode & 0o077:
+        raise BackupError(f"{path} exists with mode {mode:04o}: group or others may read it, and backups "
+                          f"hold the whole database; if it is meant for backups run `chmod 700 {path}`, "
+                          f"otherwise set the backup directory to a path that does not exist yet (it is "
+                          f"created 0700). An existing directory is never chmod-ed for you")
 
 
 def write_private(path: str, data: bytes) -> None:
@@ -97,6 +125,74 @@ def check_backup_id(backup_id: str) -> str:
 def label_dir(backup_dir: str, label: str) -> str:
     check_backup_id(label)
     return os.path.join(backup_dir, label)
+
+
+# -- dumps in progress ----------------------------------------------------------
+#
+# A dump is written into a hidden ".<id>.partial-<database tag>-<pid>-<random>"
+# directory, renamed into place when complete. Its writer holds an exclusive
+# flock on that directory for as long as it exists; the kernel drops the lock
+# when the process dies, however it dies. So a partial nobody holds locked is a
+# killed run's leftover. A partial younger than PARTIAL_GRACE_SECONDS is left
+# alone too: it covers the instant between mkdir and flock.
+
+PARTIAL_GRACE_SECONDS = 60
+
+
+def database_tag(identity: dict) -> str:
+    """A short, stable, secret-free tag naming a database in partial directory names."""
+    return hashlib.sha256(_canonical(identity)).hexdigest()[:12]
+
+
+def partial_name(backup_id: str, identity: dict, token: str) -> str:
+    return f".{backup_id}.partial-{database_tag(identity)}-{os.getpid()}-{token}"
+
+
+def lock_exclusive(path: str, *, wait: bool = True) -> int | None:
+    """An fd holding an exclusive flock on path (a directory or file), or None
+    when another process holds it and wait is false."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stale_partials(base: str, identity: dict, *, now: float | None = None,
+                   grace: float = PARTIAL_GRACE_SECONDS, remove: bool = True) -> list[str]:
+    """Partial dumps of this database under base that no live run holds (see
+    above), removed unless remove is false; their paths."""
+    marker = f".partial-{database_tag(identity)}-"
+    now = time.time() if now is None else now
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(base, name)
+        if not name.startswith(".") or marker not in name:
+            continue
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or now - st.st_mtime < grace:
+            continue
+        fd = lock_exclusive(path, wait=False)
+        if fd is None:
+            continue  # a live run is writing it
+        try:
+            if remove:
+                (shutil.rmtree if stat.S_ISDIR(st.st_mode) else os.unlink)(path)
+            found.append(path)
+        finally:
+            os.close(fd)
+    return found
 
 
 # -- hashing ---------------------------------------------------------------
@@ -304,6 +400,50 @@ def best_level(path: str, manifest: dict) -> str | None:
     return passed[-1] if passed else None
 
 
+# -- restoring: the row-count check inside the restore's transaction ----------
+
+ROW_COUNT_MISMATCH = "rkr: row counts differ from the manifest"
+
+_ROW_COUNT_CHECK = """
+DO $@outer@$
+DECLARE
+  t record;
+  n bigint;
+  bad text[] := ARRAY[]::text[];
+BEGIN
+  FOR t IN SELECT * FROM pg_catalog.jsonb_to_recordset($@inner@$@expected@$@inner@$::jsonb)
+             AS x("schema" text, "table" text, "name" text, "rows" bigint) LOOP
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', t."schema", t."table")) IS NULL THEN
+      bad := bad || pg_catalog.format('%s: missing', t."name");
+      CONTINUE;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %I.%I', t."schema", t."table") INTO n;
+    IF n <> t."rows" THEN
+      bad := bad || pg_catalog.format('%s: %s restored, %s in the manifest', t."name", n, t."rows");
+    END IF;
+  END LOOP;
+  IF pg_catalog.cardinality(bad) > 0 THEN
+    RAISE EXCEPTION '@mismatch@ in % table(s): %', pg_catalog.cardinality(bad),
+      pg_catalog.array_to_string(bad, '; ');
+  END IF;
+END
+$@outer@$;
+"""
+
+
+def row_count_check_sql(manifest: dict, token: str) -> str:
+    """A DO block that raises, naming every table whose row count differs from
+    the manifest (count(*) like the dump's counts). Run before the restore's
+    COMMIT, a difference rolls the whole restore back. token: [a-z0-9]+, makes
+    the dollar quotes unique."""
+    if not re.fullmatch(r"[a-z0-9]+", token):
+        raise ValueError("token must be lowercase letters and digits")
+    expected = json.dumps([{k: t[k] for k in ("schema", "table", "name", "rows")} for t in manifest["tables"]],
+                          ensure_ascii=True, separators=(",", ":"))
+    return (_ROW_COUNT_CHECK.replace("@outer@", f"rkr_{token}").replace("@inner@", f"rkr_{token}_rows")
+            .replace("@expected@", expected).replace("@mismatch@", ROW_COUNT_MISMATCH))
+
+
 # -- finding backups, retention ----------------------------------------------
 
 def list_backups(backup_dir: str, label: str) -> list[dict]:
@@ -331,19 +471,51 @@ def newest_first(backups: list[dict]) -> list[dict]:
     return sorted(good, key=lambda b: (b["manifest"]["finished_at"], b["id"]), reverse=True)
 
 
+def failed_verifications(path: str, manifest: dict) -> list[dict]:
+    return [r for r in read_verifications(path)
+            if not r.get("ok") and r.get("manifest_checksum") == manifest["manifest_checksum"]]
+
+
 def plan_retention(backups: list[dict], identity: dict, keep: int, protect: list[str]) -> tuple[list, list]:
-    """(kept, deleted) backups of this database: the newest `keep` and every
-    protected path stay. Backups of other databases and unreadable ones are never touched."""
+    """(kept, deleted) backups of this database, each with a "retention" reason.
+
+    Only backups that passed verification count toward `keep`, so failing runs
+    can never push a good backup out. Kept: every protected path, the newest
+    `keep` verified backups, the newest restore-verified one (even beyond
+    `keep`), and never-verified backups newer than the newest verified one (a
+    run may be about to verify it). Deleted: older verified ones, backups whose
+    verification only ever failed, never-verified ones older than the newest
+    verified one. Nothing is deleted while no backup of this database passed
+    verification. Other databases' backups and unreadable ones are never touched."""
     if keep < 1:
         raise BackupError("retention must keep at least one backup")
     protected = {os.path.realpath(p) for p in protect if p}
     ours = newest_first([b for b in backups if b["manifest"] and same_database(b["manifest"], identity)])
+    levels = {b["path"]: best_level(b["path"], b["manifest"]) for b in ours}
+    verified = [b for b in ours if levels[b["path"]]]
+    counted = {b["path"] for b in verified[:keep]}
+    restore_verified = next((b["path"] for b in verified if levels[b["path"]] == "restore"), None)
+    newest_verified = verified[0]["manifest"]["finished_at"] if verified else None
     kept, deleted = [], []
-    for index, backup in enumerate(ours):
-        if index < keep or os.path.realpath(backup["path"]) in protected:
-            kept.append(backup)
+    for backup in ours:
+        path, level = backup["path"], levels[backup["path"]]
+        if os.path.realpath(path) in protected:
+            keep_it, why = True, "protected (this run depends on it)"
+        elif not verified:
+            keep_it, why = True, "no backup of this database passed verification yet: nothing is deleted"
+        elif path in counted:
+            keep_it, why = True, f"one of the newest {keep} verified (level {level})"
+        elif path == restore_verified:
+            keep_it, why = True, "the newest restore-verified backup"
+        elif level:
+            keep_it, why = False, f"verified (level {level}) but older than the newest {keep} verified"
+        elif failed_verifications(path, backup["manifest"]):
+            keep_it, why = False, "its verification failed"
+        elif backup["manifest"]["finished_at"] > newest_verified:
+            keep_it, why = True, "not verified yet, newer than the newest verified backup"
         else:
-            deleted.append(backup)
+            keep_it, why = False, "never verified, older than the newest verified backup"
+        (kept if keep_it else deleted).append(backup | {"retention": why})
     return kept, deleted
 
 
@@ -353,7 +525,8 @@ def prune(backup_dir: str, label: str, identity: dict, keep: int, protect: list[
     if not check_mode:
         for backup in deleted:
             shutil.rmtree(backup["path"])
-    return {"kept": [b["path"] for b in kept], "deleted": [b["path"] for b in deleted]}
+    return {"kept": [b["path"] for b in kept], "deleted": [b["path"] for b in deleted],
+            "reasons": {b["path"]: b["retention"] for b in kept + deleted}}
 
 
 # -- the gate ----------------------------------------------------------------
@@ -436,11 +609,24 @@ def gate_message(identity: dict, environment: str, reasons: list[str], min_level
             f"ansible-playbook playbooks/backup.yml -i inventories/{env}")
 
 
-def newest_of_database(backup_dir: str, label: str, identity: dict) -> dict:
-    """The newest backup of this database under <backup_dir>/<label> with an intact manifest."""
+def restore_candidate(backup_dir: str, label: str, identity: dict) -> dict:
+    """The backup a restore without an explicit path uses: the newest one of this
+    database verified at level restore, else the newest verified at all (its
+    level is said). Never one that did not pass verification: BackupError then,
+    saying what was found."""
     ours = newest_first([b for b in list_backups(backup_dir, label)
                          if b["manifest"] and same_database(b["manifest"], identity)])
+    where = f"{describe_identity(identity)} under {label_dir(backup_dir, label)}"
     if not ours:
-        raise BackupError(f"no backup of {describe_identity(identity)} under "
-                          f"{label_dir(backup_dir, label)}")
-    return ours[0]
+        raise BackupError(f"no backup of {where}")
+    levels = [(b, best_level(b["path"], b["manifest"])) for b in ours]
+    for wanted in ("restore", None):
+        for backup, level in levels:
+            if level and (wanted is None or level == wanted):
+                skipped = [b["id"] for b in ours[:ours.index(backup)]]
+                return backup | {"level": level, "skipped_newer": skipped}
+    found = "; ".join(f"{b['id']}: " + ("its verification failed" if failed_verifications(b["path"], b["manifest"])
+                                        else "never verified") for b in ours[:5])
+    raise BackupError(f"refusing to restore: no backup of {where} passed verification ({found}). "
+                      f"Take and verify one (ansible-playbook playbooks/backup.yml), or name a backup "
+                      f"explicitly with -e restore_path=<dir> (its checksums are still verified first)")

@@ -31,6 +31,7 @@ from ansible.module_utils.pg_backup import (
     DIRECTORY_NAME,
     LEVELS,
     MANIFEST_VERSION,
+    ROW_COUNT_MISMATCH,
     BackupError,
     HashingWriter,
     check_backup_id,
@@ -42,11 +43,15 @@ from ansible.module_utils.pg_backup import (
     label_dir,
     level_at_least,
     load_manifest,
+    lock_exclusive,
     object_counts,
+    partial_name,
     passed_levels,
     private_dir,
     record_verification,
+    row_count_check_sql,
     schema_difference,
+    stale_partials,
     tighten,
     utc_now,
     verify_checksums,
@@ -58,6 +63,7 @@ from ansible.module_utils.pg_backup_tools import (
     find_client,
     first_error,
     libpq_env,
+    restore_via_psql,
     run_client,
     scrub,
     toc_entries,
@@ -120,6 +126,7 @@ def plan_backup(params: dict, *, backup_dir: str, label: str, backup_id: str, fo
         return {
             "would_dump": existing is None,
             "path": final,
+            "stale_partials": stale_partials(label_dir(backup_dir, label), identity, remove=False),
             "database": identity,
             "tables": len(reader.dumped_tables(schemas)),
             "database_bytes": info["size_bytes"],
@@ -146,6 +153,7 @@ def take_backup(params: dict, *, backup_dir: str, label: str, backup_id: str, fm
     check_backup_id(backup_id)
     identity = identity_of(resolve_connection(params))
     base = private_dir(label_dir(private_dir(backup_dir), label))
+    removed = stale_partials(base, identity)  # a killed run's leftovers, never a live run's
     final = os.path.join(base, backup_id)
     if os.path.isdir(final) and not force:
         try:
@@ -153,9 +161,10 @@ def take_backup(params: dict, *, backup_dir: str, label: str, backup_id: str, fm
         except BackupError as exc:
             raise BackupError(f"{exc}; run with force to replace this backup id's contents") from None
         check_identity(manifest, identity, final)
-        return {"changed": False, "path": final, "manifest": manifest}
+        return {"changed": bool(removed), "path": final, "manifest": manifest, "removed_partials": removed}
 
-    work = private_dir(os.path.join(base, f".{backup_id}.partial-{os.getpid()}-{secrets.token_hex(4)}"))
+    work = private_dir(os.path.join(base, partial_name(backup_id, identity, secrets.token_hex(4))))
+    lock = lock_exclusive(work)  # held until the partial is renamed or removed: see stale_partials
     try:
         manifest = _dump_into(params, work, identity=identity, backup_id=backup_id, label=label, fmt=fmt,
                               jobs=jobs, compress=compress, bin_dir=bin_dir)
@@ -170,7 +179,8 @@ def take_backup(params: dict, *, backup_dir: str, label: str, backup_id: str, fm
     finally:
         if os.path.isdir(work):
             shutil.rmtree(work, ignore_errors=True)
-    return {"changed": True, "path": final, "manifest": manifest}
+        os.close(lock)
+    return {"changed": True, "path": final, "manifest": manifest, "removed_partials": removed}
 
 
 def _widen_pipe(fd: int) -> None:
@@ -495,11 +505,17 @@ def compare_with_manifest(params: dict, manifest: dict, *, check_schema: bool) -
 def restore_backup(params: dict, path: str, *, bin_dir: str | None = None, clean: bool = True,
                    no_owner: bool = False, allow_other_database: bool = False,
                    check_mode: bool = False) -> dict:
-    """Verify the checksums, then pg_restore into the database in one transaction
-    and compare its row counts with the manifest."""
+    """Verify the checksums, then restore into the database in one transaction
+    whose row counts are compared with the manifest before its COMMIT.
+
+    pg_restore cannot run SQL before its own COMMIT, so it writes its
+    --single-transaction script to a pipe and psql (ON_ERROR_STOP) runs it, with
+    the row-count check inserted just before the final COMMIT: a difference, like
+    any error, rolls everything back."""
     identity = identity_of(resolve_connection(params))
     manifest = verify_checksums(path, None if allow_other_database else identity)
     pg_restore = find_client("pg_restore", bin_dir)
+    psql = find_client("psql", bin_dir)
     conn = _connect(params)
     try:
         server = CatalogReader(conn).server_version()
@@ -512,23 +528,50 @@ def restore_backup(params: dict, path: str, *, bin_dir: str | None = None, clean
             "clean": clean}
     if check_mode:
         return plan | {"restored": False}
-    argv = [pg_restore, "--no-password", "--single-transaction", "--exit-on-error"]
+    restore_argv = [pg_restore, "--single-transaction", "--exit-on-error", "--file=-"]
     if clean:
-        argv += ["--clean", "--if-exists"]
+        restore_argv += ["--clean", "--if-exists"]
     if no_owner:
-        argv.append("--no-owner")
+        restore_argv.append("--no-owner")
+    restore_argv.append(archive_path(path, manifest))
+    psql_argv = [psql, "--no-psqlrc", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"]
     env = libpq_env(params, application="render-key-recovery restore")
-    argv += [f"--dbname={env['PGDATABASE']}", archive_path(path, manifest)]
     clock = time.monotonic()
-    proc = run_client(argv, env)
-    if proc.returncode != 0:
-        raise BackupError(f"pg_restore failed and rolled back (the database is as it was): "
-                          f"{first_error(proc.stderr)}")
+    try:
+        done = restore_via_psql(restore_argv, psql_argv, env,
+                                row_count_check_sql(manifest, secrets.token_hex(6)))
+    except OSError as exc:
+        raise BackupError(f"cannot run pg_restore or psql: {exc.strerror}") from None
     seconds = time.monotonic() - clock
-    problems, details = compare_with_manifest(params, manifest, check_schema=False)
-    if problems:
-        raise BackupError("restored, but the database differs from the manifest: " + "; ".join(problems))
+    if not done["committed"]:
+        raise BackupError("restore rolled back, nothing committed (the database is as it was): "
+                          + _restore_failure(done))
+    details = {"tables_checked": len(manifest["tables"]), "rows_checked": manifest["rows"],
+               "extra_tables": tables_beyond(params, manifest), "counts_checked_before_commit": True}
     return plan | details | {"restored": True, "restore_seconds": round(seconds, 3)}
+
+
+def _restore_failure(done: dict) -> str:
+    if done["restore_rc"] != 0:
+        return f"pg_restore failed (exit {done['restore_rc']}): {first_error(done['restore_stderr'])}"
+    if not done["commit_sent"] and done["psql_rc"] == 0:
+        return "pg_restore's script had no final COMMIT; nothing was sent to commit"
+    for line in done["psql_stderr"].splitlines():
+        if ROW_COUNT_MISMATCH in line:
+            return line[line.index(ROW_COUNT_MISMATCH):].strip()
+    return f"psql (exit {done['psql_rc']}): {first_error(done['psql_stderr'])}"
+
+
+def tables_beyond(params: dict, manifest: dict) -> list[str]:
+    """Tables in the database that the backup does not hold (created after it; left alone)."""
+    conn = _connect(params)
+    try:
+        reader = CatalogReader(conn)
+        present = {name for _schema, _table, name in reader.dumped_tables(reader.user_schemas())}
+        return sorted(present - {t["name"] for t in manifest["tables"]})
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 # -- the gate ------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 from ansible.module_utils.pg_connection import connection_params
 
@@ -117,10 +118,77 @@ def run_client(argv: list[str], env: dict, *, timeout: float | None = None) -> s
     return proc
 
 
+def client_env() -> dict:
+    """The environment for a client program that connects nowhere (no PG* variables)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+# The tail of pg_restore's script held back until pg_restore exited 0: it holds
+# the final COMMIT (and, since 15.14/16.10/17.6, a \\unrestrict line after it).
+SCRIPT_TAIL = 64 * 1024
+FINAL_COMMIT = b"\nCOMMIT;\n"
+
+
+def _drain(stream, into: list[bytes]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: into.append(stream.read()), daemon=True)
+    thread.start()
+    return thread
+
+
+def restore_via_psql(restore_argv: list[str], psql_argv: list[str], env: dict, before_commit: str,
+                     *, chunk: int = 1024 * 1024) -> dict:
+    """Run `pg_restore --single-transaction --file=-` and feed its script to psql
+    (ON_ERROR_STOP), inserting before_commit (SQL) just before the script's final
+    COMMIT. The COMMIT is sent only once pg_restore exited 0; any error, in the
+    script or raised by before_commit, leaves the transaction uncommitted, so the
+    server rolls it back. {committed, restore_rc, commit_sent, psql_rc, *_stderr}."""
+    restore = subprocess.Popen(restore_argv, env=client_env(), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        load = subprocess.Popen(psql_argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    except BaseException:
+        restore.kill()
+        restore.wait()
+        raise
+    restore_err: list[bytes] = []
+    load_err: list[bytes] = []
+    readers = [_drain(restore.stderr, restore_err), _drain(load.stderr, load_err)]
+    tail, broken, commit_sent = b"", False, False
+    try:
+        for data in iter(lambda: restore.stdout.read(chunk), b""):
+            tail += data
+            if len(tail) > SCRIPT_TAIL:
+                load.stdin.write(tail[:-SCRIPT_TAIL])
+                tail = tail[-SCRIPT_TAIL:]
+        restore_rc = restore.wait()
+        at = tail.rfind(FINAL_COMMIT)
+        if restore_rc == 0 and at >= 0:
+            load.stdin.write(tail[:at + 1] + before_commit.encode() + b"\n" + tail[at + 1:])
+            commit_sent = True
+    except BrokenPipeError:
+        broken = True  # psql stopped at an error (ON_ERROR_STOP): nothing committed
+    finally:
+        if restore.poll() is None:
+            restore.kill()
+        restore_rc = restore.wait()
+        try:
+            load.stdin.close()
+        except BrokenPipeError:
+            broken = True
+        load_rc = load.wait()
+        for reader in readers:
+            reader.join()
+    text = {name: scrub(b"".join(chunks).decode("utf-8", "replace"), env)
+            for name, chunks in (("restore", restore_err), ("psql", load_err))}
+    return {"committed": restore_rc == 0 and commit_sent and load_rc == 0 and not broken,
+            "restore_rc": restore_rc, "commit_sent": commit_sent, "psql_rc": load_rc,
+            "restore_stderr": text["restore"], "psql_stderr": text["psql"]}
+
+
 def toc_entries(pg_restore: str, archive: str) -> int:
     """Entries in an archive's table of contents, as `pg_restore --list` prints them."""
-    proc = run_client([pg_restore, "--list", archive], {k: v for k, v in os.environ.items()
-                                                        if not k.startswith("PG")})
+    proc = run_client([pg_restore, "--list", archive], client_env())
     if proc.returncode != 0:
         raise ToolError(f"pg_restore --list cannot read the archive: {first_error(proc.stderr)}")
     return count_toc_lines(proc.stdout)

@@ -11,9 +11,27 @@ Relation names are returned schema-qualified and quoted exactly as
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 DEFAULT_SCHEMAS = ("public",)
+# A type as an operator writes it: words (maybe schema-qualified), an optional
+# numeric modifier, an optional []. Anything else (quotes, semicolons, casts)
+# is refused, since the spelling is written into ALTER TABLE ... TYPE.
+TYPE_SPELLING = re.compile(
+    r"^(?P<base>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?(?: [A-Za-z_][A-Za-z0-9_]*)*)"
+    r" ?(?P<modifier>\( ?[0-9]+ ?(?:, ?[0-9]+ ?)?\))?(?P<array>\[\])?$")
+
+
+def split_type_spelling(type_sql: str) -> tuple[str, str, bool]:
+    """('character varying', '(36)', False) for 'character varying(36)'; ValueError
+    for anything that is not a plain type spelling."""
+    text = " ".join(type_sql.split())
+    match = TYPE_SPELLING.match(text)
+    if not match:
+        raise ValueError(f"type {type_sql!r} is not a plain type name such as varchar(36), uuid or text[]")
+    modifier = (match["modifier"] or "").replace(" ", "")
+    return match["base"], modifier, bool(match["array"])
 
 
 @dataclass(frozen=True, order=True)
@@ -99,11 +117,39 @@ class CatalogReader:
         return {"name": name, "size_bytes": size, "user": user, "superuser": superuser}
 
     def tables(self, schemas=DEFAULT_SCHEMAS) -> list[dict]:
-        """Ordinary and partitioned tables with their sizes and row estimates."""
+        """Ordinary and partitioned tables with their sizes and row estimates.
+
+        A partitioned table has no storage of its own (pg_total_relation_size
+        is 0): its size and estimate are its leaf partitions' sums, and
+        ``leaf_partitions`` lists them so their rows are counted once, per leaf.
+        A partition names its ``partition_root``."""
         rows = self._rows(
             """
-            SELECT n.nspname, c.relname, c.relkind, c.reltuples::bigint,
-                   pg_total_relation_size(c.oid), c.relispartition
+            SELECT n.nspname, c.relname, c.relkind, c.relispartition,
+                   CASE WHEN c.relkind = 'p' THEN
+                     (SELECT COALESCE(sum(pg_total_relation_size(t.relid)), 0)
+                        FROM pg_partition_tree(c.oid) t)::bigint
+                   ELSE pg_total_relation_size(c.oid) END,
+                   CASE WHEN c.relkind = 'p' THEN
+                     (SELECT COALESCE(sum(GREATEST(l.reltuples, 0)), 0)
+                        FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid
+                       WHERE t.isleaf)::bigint
+                   ELSE GREATEST(c.reltuples, 0)::bigint END,
+                   CASE WHEN c.relkind = 'p' THEN
+                     (SELECT COALESCE(json_agg(json_build_object(
+                                'schema', ln.nspname, 'table', l.relname,
+                                'total_bytes', pg_total_relation_size(l.oid),
+                                'estimated_rows', GREATEST(l.reltuples, 0)::bigint)
+                              ORDER BY ln.nspname, l.relname), '[]')
+                        FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid
+                        JOIN pg_namespace ln ON ln.oid = l.relnamespace
+                       WHERE t.isleaf)
+                   END,
+                   CASE WHEN c.relispartition THEN
+                     (SELECT json_build_array(rn.nspname, r.relname)
+                        FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
+                       WHERE r.oid = pg_partition_root(c.oid))
+                   END
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
              ORDER BY 1, 2
@@ -111,17 +157,19 @@ class CatalogReader:
             (list(schemas),),
         )
         return [
-            {"schema": s, "table": t, "partitioned": k == "p", "estimated_rows": max(est, 0),
-             "total_bytes": size, "is_partition": part}
-            for s, t, k, est, size, part in rows
+            {"schema": s, "table": t, "partitioned": k == "p", "estimated_rows": est,
+             "total_bytes": size, "is_partition": part, "leaf_partitions": leaves,
+             "partition_root": list(root) if root else None}
+            for s, t, k, part, size, est, leaves, root in rows
         ]
 
-    def exact_row_count(self, schema: str, table: str) -> int:
+    def exact_row_count(self, schema: str, table: str, *, only: bool = False) -> int:
+        """count(*) of a table; with only=True, without rows of inheritance children."""
         from psycopg2 import sql
 
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)))
+            cur.execute(sql.SQL("SELECT count(*) FROM {}{}.{}").format(
+                sql.SQL("ONLY " if only else ""), sql.Identifier(schema), sql.Identifier(table)))
             return cur.fetchone()[0]
 
     # -- columns and keys ---------------------------------------------------
@@ -439,7 +487,8 @@ class CatalogReader:
                    || ARRAY(SELECT attname FROM pg_attribute a JOIN pg_attrdef ad
                               ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                              WHERE a.attrelid = c.oid),
-                   (SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace)
+                   (SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace),
+                   pg_has_role(c.relowner, 'USAGE')
               FROM pg_class c
              WHERE c.oid = ANY(%s::regclass[])
             """,
@@ -451,9 +500,10 @@ class CatalogReader:
              "owner": owner, "acl": acl, "comment": comment, "column_details": columns,
              "indexes": [{"definition": d, "name": n, "comment": c}
                          for d, n, c in zip(indexes, index_names, index_comments, strict=True)],
-             "grants": grants, "unsupported": list(unsupported), "tablespace": tablespace}
+             "grants": grants, "unsupported": list(unsupported), "tablespace": tablespace,
+             "owned_by_us": ours}
             for (rel, kind, definition, populated, options, owner, acl, comment, columns, indexes,
-                 index_names, index_comments, grants, unsupported, tablespace) in rows
+                 index_names, index_comments, grants, unsupported, tablespace, ours) in rows
         ]
 
     def policy_details(self, oids) -> list[dict]:
@@ -526,7 +576,17 @@ class CatalogReader:
                    pg_get_expr(ad.adbin, ad.adrelid), a.attnotnull,
                    col_description(c.oid, a.attnum), a.attacl::text, pg_get_userbyid(c.relowner),
                    pg_has_role(c.relowner, 'USAGE'), c.relkind, c.oid::regclass::text,
-                   t.typcategory = 'A', pg_total_relation_size(c.oid), c.reltuples::bigint,
+                   t.typcategory = 'A',
+                   -- A partitioned table's data is its partitions' (it has none of its own).
+                   CASE WHEN c.relkind = 'p' THEN
+                     (SELECT COALESCE(sum(pg_total_relation_size(pt.relid)), 0)::bigint
+                        FROM pg_partition_tree(c.oid) pt)
+                   ELSE pg_total_relation_size(c.oid) END,
+                   CASE WHEN c.relkind = 'p' THEN
+                     (SELECT COALESCE(sum(GREATEST(l.reltuples, 0)), 0)::bigint
+                        FROM pg_partition_tree(c.oid) pt JOIN pg_class l ON l.oid = pt.relid
+                       WHERE pt.isleaf)
+                   ELSE c.reltuples::bigint END,
                    (SELECT COALESCE(max(pg_relation_size(i.indexrelid)), 0) FROM pg_index i
                      WHERE i.indrelid = c.oid),
                    (SELECT collname FROM pg_collation WHERE oid = a.attcollation)
@@ -579,9 +639,7 @@ class CatalogReader:
     def resolve_type(self, type_sql: str) -> tuple[str, str]:
         """(pg_type.typname, format_type text) of a type written in SQL, e.g.
         'varchar(36)' -> ('varchar', 'character varying(36)'). Parsed, not created."""
-        base, _, modifier = type_sql.replace(" ", "").partition("(")
-        array = base.endswith("[]") or modifier.endswith("[]")
-        base = base.removesuffix("[]")
+        base, modifier, array = split_type_spelling(type_sql)
         self._execute("SAVEPOINT resolve_type")
         try:
             (typname, formatted), = self._rows(
@@ -591,7 +649,7 @@ class CatalogReader:
             raise ValueError(f"unknown type {type_sql!r}: {str(exc).splitlines()[0]}") from None
         self._execute("RELEASE SAVEPOINT resolve_type")
         if modifier:
-            formatted += "(" + modifier.removesuffix("[]")
+            formatted += modifier
         return typname, formatted + ("[]" if array else "")
 
     def table_columns(self, relations) -> dict[str, list[tuple[str, str]]]:

@@ -7,10 +7,12 @@ since it may hold a password.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 SCHEMES = ("postgres", "postgresql")
 MASK = "********"
+# Query parameters holding a secret (libpq accepts ?password=...).
+SECRET_QUERY_KEYS = ("password",)
 
 
 class DatabaseUrlError(ValueError):
@@ -20,7 +22,10 @@ class DatabaseUrlError(ValueError):
 def _split(url):
     if not isinstance(url, str) or not url:
         raise DatabaseUrlError("database URL must be a non-empty string")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced [ in an IPv6 host; its text may echo the URL
+        raise DatabaseUrlError("database URL is malformed (check the host part)") from None
     if parts.scheme not in SCHEMES:
         raise DatabaseUrlError(
             f"database URL must start with postgresql:// or postgres://, not {parts.scheme or '(none)'}://")
@@ -28,32 +33,54 @@ def _split(url):
         raise DatabaseUrlError("database URL has no host")
     if not parts.path.strip("/"):
         raise DatabaseUrlError("database URL names no database")
+    _port(parts)
     return parts
 
 
+def _port(parts) -> int | None:
+    """The URL's port, None when it names none; DatabaseUrlError when unusable."""
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or outside 0-65535
+        raise DatabaseUrlError("database URL has an invalid port (expected 1-65535)") from None
+    if port == 0:
+        raise DatabaseUrlError("database URL has an invalid port (expected 1-65535)")
+    return port
+
+
+def _query(parts) -> list[tuple[str, str]]:
+    return parse_qsl(parts.query, keep_blank_values=True)
+
+
 def mask_database_url(url: str) -> str:
-    """The URL with its password replaced, safe for reports and logs."""
+    """The URL with its password (in the user part or ?password=) replaced,
+    safe for reports and logs."""
     parts = _split(url)
-    if parts.password is None:
+    query = _query(parts)
+    secret_in_query = any(key in SECRET_QUERY_KEYS for key, _ in query)
+    if parts.password is None and not secret_in_query:
         return url
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{parts.username or ''}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
+    if secret_in_query:
+        masked = [(key, MASK if key in SECRET_QUERY_KEYS else value) for key, value in query]
+        parts = parts._replace(query=urlencode(masked, safe="/*"))
+    if parts.password is not None:
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        port = _port(parts)
+        netloc = f"{parts.username or ''}:{MASK}@{host}" + (f":{port}" if port else "")
+        parts = parts._replace(netloc=netloc)
+    return parts.geturl()
 
 
 def database_url_params(url: str) -> dict:
-    """Connection options (login_host, login_user, ...) from a URL."""
+    """Connection options (login_host, login_user, ...) from a URL. As in libpq,
+    ?user= and ?password= query parameters win over the user part."""
     parts = _split(url)
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    try:
-        port = parts.port or 5432
-    except ValueError:
-        raise DatabaseUrlError("database URL has an invalid port") from None
+    query = dict(_query(parts))
     params = {
         "login_host": parts.hostname,
-        "login_port": port,
-        "login_user": unquote(parts.username or ""),
-        "login_password": unquote(parts.password or ""),
+        "login_port": _port(parts) or 5432,
+        "login_user": query.get("user") or unquote(parts.username or ""),
+        "login_password": query.get("password") or unquote(parts.password or ""),
         "login_db": unquote(parts.path.lstrip("/")),
         # Render's external URLs need SSL; libpq's default 'prefer' could fall back.
         "ssl_mode": query.get("sslmode", "require"),
@@ -62,3 +89,13 @@ def database_url_params(url: str) -> dict:
     if not params["login_user"]:
         raise DatabaseUrlError("database URL names no user")
     return params
+
+
+def database_url_error(url) -> str:
+    """Why the URL is unusable, safe to print (no password), or "" when it is fine.
+    Lets a playbook check a secret under no_log and show the reason without it."""
+    try:
+        database_url_params(url)
+    except DatabaseUrlError as exc:
+        return str(exc)
+    return ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import re
 import time
 from urllib.parse import quote
 
@@ -45,6 +46,8 @@ DEPLOY_SUCCESS = frozenset({"live", "deactivated"})
 DEPLOY_FAILED = DEPLOY_TERMINAL - DEPLOY_SUCCESS
 
 REDACTED = "<redacted>"
+# Credentials an app may print in its logs: the password of a URL, and psql's PGPASSWORD.
+_LOG_SECRETS = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)|(\bPGPASSWORD=)\S+")
 
 
 class RenderAPIError(Exception):
@@ -145,6 +148,16 @@ class RenderClient:
         if key and key in text:
             text = text.replace(key, REDACTED)
         return text
+
+    def scrub(self, text):
+        """``text`` (e.g. a log line put into a result) without the API key or any password in
+        a URL or a PGPASSWORD= assignment."""
+        def mask(found):
+            if found.group(3):
+                return found.group(3) + "********"
+            return found.group(1) + "********" + found.group(2)
+
+        return _LOG_SECRETS.sub(mask, self._scrub(text))
 
     def _headers(self, with_body):
         headers = {

@@ -32,6 +32,8 @@ STEPS = (
     {"id": "deploy", "title": "Deploy (its pre-deploy runs the migrations)", "render": True, "recovery": True},
     {"id": "maintenance_off", "title": "Maintenance mode off", "render": True, "recovery": False},
     {"id": "health", "title": "Health and logs", "render": True, "recovery": False},
+    # Last, once the app is back: leaked database users replaced (credential_rotation).
+    {"id": "rotation", "title": "Rotate the leaked credentials", "render": True, "recovery": False},
 )
 STEP_IDS = tuple(s["id"] for s in STEPS)
 
@@ -248,8 +250,26 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                                                      else "no deploy in this run, so no logs to check")
             elif _ran(health):
                 status, detail = FAILED, f"/health answered {health.get('status', 'nothing')}"
+        elif sid == "rotation":
+            status, detail = _rotation_step(ev.get("rotation"))
         out.append({"id": sid, "title": step["title"], "status": status, "detail": detail})
     return out
+
+
+def _rotation_step(rotation) -> tuple[str, str]:
+    """credential_rotation_result: started (and not finished), rotated, nothing_to_do, planned."""
+    rotation = rotation if isinstance(rotation, dict) else {}
+    state = rotation.get("status")
+    if state == "rotated":
+        return DONE, (f"leaked users {_names(rotation.get('deleted_users') or [])} deleted; "
+                      f"the services use {rotation.get('new_user')}")
+    if state == "planned":
+        return CHECKED, f"would move the services to {rotation.get('new_user')} and delete the leaked users"
+    if state == "nothing_to_do":
+        return SKIPPED, "no leaked database user left"
+    if state == "started":
+        return _PENDING, ""
+    return SKIPPED, ""  # not part of this run (not configured, or the run ended before it)
 
 
 def _maintenance_state(ev: dict) -> str:
@@ -289,6 +309,7 @@ def _next_action(report: dict, environment: str, protected: list) -> list[str]:
                   if maintenance_on else f"Maintenance mode: {state['maintenance_mode']}.")
     outcome, stopped = report["outcome"], report["stopped_at"]
 
+    rotation_actions = [str(a) for a in report.get("rotation_actions") or []]
     if outcome == "checked":
         return ["Check mode: nothing was changed. Run without --check to recover: " + recover]
     if outcome == "succeeded":
@@ -297,10 +318,10 @@ def _next_action(report: dict, environment: str, protected: list) -> list[str]:
             if not report["render"]:
                 lines.append("Render is not configured: deploy the app now (its pre-deploy runs "
                              "`alembic upgrade head`), then check it answers.")
-            return [*lines,
+            return [*lines, *rotation_actions,
                     f"Take a verified backup of the converted schema: {backup_cmd}",
                     f"Schedule the verification (examples in scheduling/): {verify}"]
-        return ["Nothing to do: the keys match the models and alembic_version is right.",
+        return ["Nothing to do: the keys match the models and alembic_version is right.", *rotation_actions,
                 f"Keep the verification scheduled: {verify}"]
 
     cause = "Fix the cause above"
@@ -338,6 +359,11 @@ def _next_action(report: dict, environment: str, protected: list) -> list[str]:
     if stopped == "maintenance_off":
         return ["Everything else is done, but maintenance mode could not be turned off: " + reopen,
                 f"Then: {verify}"]
+    if stopped == "rotation":
+        return ["The app is recovered and healthy; the credential rotation stopped before deleting the leaked "
+                "database users, so they still work (the run's output says which step and why).",
+                f"{cause} and re-run: ansible-playbook playbooks/rotate_credentials.yml -i inventories/{env} "
+                "(it reuses the user this run created)"]
     if stopped == "health":
         return ["Maintenance mode is off and the deploy is live, but the app failed its health or log check: "
                 "read the service's logs on Render.",
@@ -416,7 +442,7 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
                         manifest_sha256: str | None = None, secrets=()) -> dict:
     """The run report from what the roles left; evidence keys (all optional):
     findings, render, maintenance, backup {path, level, manifest, gate_path}, convert_plan,
-    convert, alembic, deploy, health, logs."""
+    convert, alembic, deploy, health, logs, rotation (credential_rotation_result)."""
     ev = dict(evidence or {})
     failure = {k: str(v) for k, v in (failure or {}).items() if v}
     steps = _evaluate(ev, check_mode)
@@ -447,7 +473,7 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
             stop["status"] = FAILED
             stop["detail"] = stop["detail"] or failure.get("message") or "did not complete (no failure recorded)"
             for s in steps[stopped_index + 1:]:
-                if s["status"] in (_PENDING, FAILED):
+                if s["status"] in (_PENDING, FAILED) or (s["id"] == "rotation" and not ev.get("rotation")):
                     s["status"], s["detail"] = NOT_REACHED, ""
 
     conv_state, conv_detail = _conversion_state(ev, check_mode)
@@ -475,6 +501,8 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
             "restore_from": (ev.get("backup") or {}).get("path") or (ev.get("backup") or {}).get("gate_path"),
         },
         "figures": _figures(ev, manifest_sha256),
+        # What the operator must do after a rotation (e.g. update the vault): names, never values.
+        "rotation_actions": [str(a) for a in _get(ev, "rotation", "actions", default=[]) or []],
     }
     report["duration_seconds"] = _seconds_between(report["started_at"], ended_at)
     report["next_action"] = _next_action(report, environment, list(protected_environments or []))

@@ -55,6 +55,27 @@ CATALOG_QUERIES = {
          ORDER BY 1, 2""",
 }
 
+# Opt-in (fingerprint(url, extended=True)): objects the targeted conversion
+# fixtures check besides the above, kept apart so existing comparisons stay as they were.
+EXTENDED_QUERIES = {
+    "publications": """
+        SELECT pubname, pg_get_userbyid(pubowner), puballtables, pubinsert, pubupdate, pubdelete,
+               pubtruncate, pubviaroot, obj_description(oid, 'pg_publication')
+          FROM pg_publication ORDER BY 1""",
+    "publication_tables": """
+        SELECT p.pubname, r.prrelid::regclass::text, pg_get_expr(r.prqual, r.prrelid),
+               ARRAY(SELECT a.attname FROM unnest(r.prattrs) u(num)
+                       JOIN pg_attribute a ON a.attrelid = r.prrelid AND a.attnum = u.num
+                      ORDER BY 1)::text
+          FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid ORDER BY 1, 2""",
+    "constraint_comments": """
+        SELECT conrelid::regclass::text, conname, obj_description(oid, 'pg_constraint')
+          FROM pg_constraint WHERE obj_description(oid, 'pg_constraint') IS NOT NULL ORDER BY 1, 2""",
+    "matviews": """
+        SELECT format('%I.%I', schemaname, matviewname), matviewowner, ispopulated, hasindexes
+          FROM pg_matviews ORDER BY 1""",
+}
+
 TYPES_QUERY = """
     SELECT c.oid::regclass::text || '.' || a.attname, format_type(a.atttypid, a.atttypmod)
       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
@@ -63,14 +84,16 @@ TYPES_QUERY = """
        AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped"""
 
 
-def fingerprint(url: str) -> dict:
-    """{'catalog': {...}, 'content': {table: md5}, 'types': {column: type}}."""
+def fingerprint(url: str, *, extended: bool = False) -> dict:
+    """{'catalog': {...}, 'content': {table: md5}, 'types': {column: type}};
+    extended adds EXTENDED_QUERIES to the catalog."""
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute("SET search_path = ''")
             catalog = {}
-            for name, query in CATALOG_QUERIES.items():
+            queries = CATALOG_QUERIES | (EXTENDED_QUERIES if extended else {})
+            for name, query in queries.items():
                 cur.execute(query)
                 catalog[name] = cur.fetchall()
             cur.execute("""

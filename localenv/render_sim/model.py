@@ -2,8 +2,8 @@
 
 State comes from a YAML file (see example_state.yml). Everything the API returns is
 rendered here in the shapes of Render's OpenAPI spec (shared/reference/render-openapi.json);
-fields that are unset are left out rather than sent as null, because the spec declares none
-of them nullable (the real API sends ``"finishedAt": null``; clients must accept both).
+unset fields are left out, except where Render is recorded sending an explicit null
+(a deploy's ``commit`` and ``finishedAt``), which the spec does not declare nullable.
 """
 
 from __future__ import annotations
@@ -177,6 +177,10 @@ class PostgresInstance:
                              "default": True}]
         self.pending: set[str] = set()
         self.exports: list[dict] = []  # newest first
+        # Users made through the API before the simulation starts, oldest first; the
+        # newest becomes the default, as each create does (e.g. leaked users to rotate).
+        for username in spec.get("credentials") or []:
+            self._create_credential(username, existing_ok=True)
 
     @property
     def default(self) -> dict:
@@ -262,9 +266,10 @@ class PostgresInstance:
 
         threading.Thread(target=later, daemon=True, name=f"credential-{username}").start()
 
-    def _create_credential(self, username: str) -> None:
+    def _create_credential(self, username: str, *, existing_ok: bool = False) -> None:
         password = secrets.token_urlsafe(24)
-        pg.create_credential(self.sim.cluster, self.database, self.owner_role, username, password)
+        pg.create_credential(self.sim.cluster, self.database, self.owner_role, username, password,
+                             existing_ok=existing_ok)
         for cred in self.credentials:
             cred["default"] = False
         self.credentials.append({"username": username, "password": password, "createdAt": now(),
@@ -484,12 +489,17 @@ class Service:
     # -- deploys --
 
     def create_deploy(self, body: dict) -> tuple[dict, bool]:
-        """Add a deploy; return (deploy, queued_behind_another)."""
+        """Add a deploy; return (deploy, queued_behind_another).
+
+        As recorded from Render: a deploy that can start at once is answered 201 with a body
+        already in a running status (build_in_progress for a build); one behind a running
+        deploy stays queued and is answered 202 with no body.
+        """
         busy = any(d["status"] not in TERMINAL for d in self.deploys)
         moment = now()
-        deploy = {"id": new_id("dep"), "status": "queued", "trigger": "api", "createdAt": moment,
-                  "updatedAt": moment, "startedAt": None, "finishedAt": None,
-                  "clearCache": body.get("clearCache", "do_not_clear")}
+        deploy = {"id": new_id("dep"), "status": "queued" if busy else "build_in_progress", "trigger": "api",
+                  "createdAt": moment, "updatedAt": moment, "startedAt": None if busy else moment,
+                  "finishedAt": None, "clearCache": body.get("clearCache", "do_not_clear"), "picked": False}
         if body.get("commitId"):
             deploy["commit"] = {"id": body["commitId"], "message": "deploy via API", "createdAt": iso(moment)}
         self.deploys.insert(0, deploy)
@@ -500,13 +510,15 @@ class Service:
 
     @staticmethod
     def deploy_api(deploy: dict) -> dict:
-        body = {"id": deploy["id"], "status": deploy["status"], "trigger": deploy["trigger"],
-                "createdAt": iso(deploy["createdAt"]), "updatedAt": iso(deploy["updatedAt"])}
-        if deploy.get("commit"):
-            body["commit"] = deploy["commit"]
-        for key in ("startedAt", "finishedAt"):
-            if deploy.get(key):
-                body[key] = iso(deploy[key])
+        # Render sends "commit": null (deploys not built from a commit) and "finishedAt": null
+        # until the deploy ends (RENDER_API.md section 5, recorded 201 bodies); startedAt is
+        # absent from those recordings until it is set.
+        body = {"id": deploy["id"], "commit": deploy.get("commit"), "status": deploy["status"],
+                "trigger": deploy["trigger"], "createdAt": iso(deploy["createdAt"]),
+                "updatedAt": iso(deploy["updatedAt"]),
+                "finishedAt": iso(deploy["finishedAt"]) if deploy.get("finishedAt") else None}
+        if deploy.get("startedAt"):
+            body["startedAt"] = iso(deploy["startedAt"])
         return body
 
     def _set(self, deploy: dict, status: str) -> None:
@@ -519,11 +531,12 @@ class Service:
     def _run_deploys(self) -> None:
         while not self.sim.stopping.is_set():
             with self.sim.lock:
-                queued = [d for d in self.deploys if d["status"] == "queued"]
-                if not queued:
+                waiting = [d for d in self.deploys if d["status"] not in TERMINAL and not d.get("picked", True)]
+                if not waiting:
                     self._runner = None
                     return
-                deploy = queued[-1]  # oldest first
+                deploy = waiting[-1]  # oldest first
+                deploy["picked"] = True
             try:
                 self._run_one(deploy)
             except Exception as exc:  # a simulator bug must not hang the deploy forever
@@ -537,13 +550,15 @@ class Service:
         timings = self.sim.timings
         dep_id = deploy["id"]
         with self.sim.lock:
-            deploy["startedAt"] = now()
+            queued = deploy["status"] == "queued"
+            deploy["startedAt"] = deploy["startedAt"] or now()
             env = dict(self.env)
             self.event("deploy_started", {"deployId": dep_id, "trigger": {
                 "firstBuild": False, "envUpdated": False, "manual": False, "deployedByRender": False,
                 "clearCache": deploy["clearCache"] == "clear", "rollback": False}})
-        self._pause()
-        self._set(deploy, "build_in_progress")
+        if queued:  # a 201 deploy is building already
+            self._pause()
+            self._set(deploy, "build_in_progress")
         build_id = new_id("bld")
         with self.sim.lock:
             self.event("build_started", {"buildId": build_id, "trigger": {

@@ -81,13 +81,22 @@ def _grant_like_owner(cluster, database: str, owner: str, user: str) -> None:
         conn.close()
 
 
-def create_credential(cluster, database: str, owner: str, user: str, password: str) -> None:
-    """A new login role with the owner's privileges (see the module docstring)."""
+def create_credential(cluster, database: str, owner: str, user: str, password: str, *,
+                      existing_ok: bool = False) -> None:
+    """A new login role with the owner's privileges (see the module docstring).
+
+    ``existing_ok``: a role left by an earlier simulator on the same cluster (users seeded
+    from the state file) gets the new password instead, so a restart works.
+    """
     conn = _admin(cluster)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                "NOREPLICATION PASSWORD %s").format(sql.Identifier(user)), [password])
+            if existing_ok and role_exists(cur, user):
+                cur.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(user)),
+                            [password])
+            else:
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                    "NOREPLICATION PASSWORD %s").format(sql.Identifier(user)), [password])
     finally:
         conn.close()
     _grant_like_owner(cluster, database, owner, user)

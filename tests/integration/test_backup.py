@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,13 +21,15 @@ from ansible.module_utils.pg_backup import (
     MANIFEST,
     VERIFICATIONS,
     BackupError,
+    identity_of,
     load_manifest,
+    partial_name,
     passed_levels,
     prune,
     read_verifications,
     write_manifest,
 )
-from ansible.module_utils.pg_backup_run import take_backup, verify_backup
+from ansible.module_utils.pg_backup_run import restore_backup, take_backup, verify_backup
 from ansible.module_utils.pg_connection import resolve_connection
 
 from localenv import cluster as pg
@@ -381,12 +386,127 @@ def test_same_id_is_idempotent_force_replaces_and_retention_keeps_protected(sour
 
     for backup_id in ("b", "c", "d"):
         time.sleep(1.05)  # manifests order by their end time (seconds)
-        take_backup(params(source), backup_dir=store, label="env", backup_id=backup_id)
+        done = take_backup(params(source), backup_dir=store, label="env", backup_id=backup_id)
+        verify_backup(done["path"], "checksum")  # only verified backups count toward keep
     os.makedirs(os.path.join(store, "env", "not-a-backup"), mode=0o700)
     identity = load_manifest(os.path.join(store, "env", "a"))["database"]
     result = prune(store, "env", identity, keep=2, protect=[os.path.join(store, "env", "a")])
     assert sorted(os.path.basename(p) for p in result["deleted"]) == ["b"]
     assert sorted(os.listdir(os.path.join(store, "env"))) == ["a", "c", "d", "not-a-backup"]
+
+
+def test_restore_compares_row_counts_before_commit_and_rolls_back_naming_the_tables(request, pg_cluster,
+                                                                                  tmp_path):
+    """A manifest whose counts the archive cannot reproduce (re-sealed, so its
+    checksums pass): the restore is rolled back, not committed, and every
+    differing table is named."""
+    url = new_source(request, pg_cluster)
+    done = take_backup(params(url), backup_dir=str(tmp_path), label="env", backup_id="x")
+    tables = [dict(t) for t in done["manifest"]["tables"]]
+    wrong = [t for t in tables if t["rows"] > 0][:2]
+    for table in wrong:
+        table["rows"] += 7
+    _reseal(done["path"], tables=tables)
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE marker (id int)")
+        cur.execute(f"DELETE FROM {wrong[0]['name']} WHERE ctid IN (SELECT ctid FROM {wrong[0]['name']} LIMIT 1)")
+    conn.close()
+    before = table_hashes(url)
+    with pytest.raises(BackupError) as failure:
+        restore_backup(params(url), done["path"])
+    message = str(failure.value)
+    assert message.startswith("restore rolled back, nothing committed (the database is as it was): "
+                              f"rkr: row counts differ from the manifest in {len(wrong)} table(s): ")
+    for table in wrong:
+        assert f"{table['name']}: {table['rows'] - 7} restored, {table['rows']} in the manifest" in message
+    assert table_hashes(url) == before  # the deleted row is still missing: nothing was committed
+
+    # The same archive with its true manifest restores, checked before the COMMIT.
+    _reseal(done["path"], tables=done["manifest"]["tables"])
+    restored = restore_backup(params(url), done["path"])
+    assert restored["restored"] and restored["counts_checked_before_commit"]
+    assert restored["extra_tables"] == ["public.marker"]
+    assert restored["rows_checked"] == done["manifest"]["rows"]
+
+
+def test_no_child_process_gets_a_password_on_its_argv(request, pg_cluster, scratch, tmp_path, monkeypatch):
+    """Every program the backup code starts (pg_dump, pg_restore, psql) is recorded
+    with its argv and what the kernel shows for it (/proc/<pid>/cmdline, while it
+    still runs); no password is ever there, while the environment does carry it."""
+    url = new_source(request, pg_cluster)
+    secrets_ = {password_of(url), password_of(scratch["database_url"])}
+    started = []
+    real_popen = subprocess.Popen
+
+    class Recording(real_popen):
+        def __init__(self, args, *rest, **kwargs):
+            super().__init__(args, *rest, **kwargs)
+            try:
+                with open(f"/proc/{self.pid}/cmdline", "rb") as handle:
+                    shown = handle.read().split(b"\0")
+            except OSError:
+                shown = []
+            started.append({"argv": [str(a) for a in args], "proc": [a.decode("utf-8", "replace") for a in shown],
+                            "env_has_password": bool(set((kwargs.get("env") or {}).values()) & secrets_)})
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    done = take_backup(params(url), backup_dir=str(tmp_path), label="env", backup_id="argv")
+    verify_backup(done["path"], "restore", scratch=scratch, reuse=False)
+    restore_backup(params(url), done["path"])
+    monkeypatch.undo()
+
+    programs = {os.path.basename(s["argv"][0]) for s in started}
+    assert {"pg_dump", "pg_restore", "psql"} <= programs
+    assert any(s["env_has_password"] for s in started if s["argv"][0].endswith(("pg_dump", "psql")))
+    # A small dump may be over before its cmdline is read; psql waits for its input, so it is there.
+    assert any(s["proc"] and s["proc"][0].endswith("psql") for s in started), "no cmdline was read"
+    for entry in started:
+        for word in entry["argv"] + entry["proc"]:
+            assert not any(secret in word for secret in secrets_), entry["argv"][0]
+        assert not any("password" in word.lower() and "=" in word for word in entry["argv"]), entry["argv"]
+
+
+HOLD_PARTIAL = """
+import fcntl, os, sys, time
+path = sys.argv[1]
+os.mkdir(path, 0o700)
+fd = os.open(path, os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+with open(os.path.join(path, "dump.pgc"), "wb") as handle:
+    handle.write(b"PGDMP half a dump")
+os.utime(path, (time.time() - 3600, time.time() - 3600))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_runs_partial_is_removed_and_a_live_ones_is_not(source, tmp_path):
+    """Two processes write partial dumps the way take_backup does (flock held);
+    one is killed. The next backup removes the dead one's, never the live one's."""
+    base = tmp_path / "env"
+    base.mkdir(mode=0o700)
+    identity = identity_of(resolve_connection(params(source)))
+    writers = {}
+    for name in ("killed", "live"):
+        path = str(base / partial_name("run", identity, name))
+        proc = subprocess.Popen([sys.executable, "-c", HOLD_PARTIAL, path], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        writers[name] = (proc, path)
+    try:
+        writers["killed"][0].send_signal(signal.SIGKILL)
+        writers["killed"][0].wait()
+        done = take_backup(params(source), backup_dir=str(tmp_path), label="env", backup_id="next")
+        assert done["removed_partials"] == [writers["killed"][1]]
+        assert not os.path.exists(writers["killed"][1])
+        assert os.path.isdir(writers["live"][1])
+    finally:
+        for proc, _path in writers.values():
+            proc.kill()
+            proc.wait()
+    # The live writer gone too, the following run cleans up after it; its own dump stays.
+    again = take_backup(params(source), backup_dir=str(tmp_path), label="env", backup_id="next")
+    assert again["removed_partials"] == [writers["live"][1]] and again["changed"]
+    assert sorted(os.listdir(base)) == ["next"]
 
 
 # -- through ansible-playbook ---------------------------------------------------------
@@ -519,6 +639,79 @@ def test_failures_name_the_problem_without_the_password(request, pg_cluster, pb)
     assert "not-the-password" not in result.output
 
 
+def test_backup_force_through_the_playbook_dumps_again_under_the_same_run_id(request, pg_cluster, pb):
+    url = new_source(request, pg_cluster)
+    first = pb("playbooks/backup.yml", url, extra={"backup_run_id": "f1", "backup_verify_level": "checksum"})
+    assert first.rc == 0, first.output[-3000:]
+    path = pb.store / "test-env" / "f1"
+    old = load_manifest(str(path))
+    forced = pb("playbooks/backup.yml", url, extra={"backup_run_id": "f1", "backup_force": True})
+    assert forced.rc == 0, forced.output[-3000:]
+    assert forced.recap()["changed"] >= 1
+    assert f"dumped custom backup {path}" in forced.output
+    new = load_manifest(str(path))
+    assert new["manifest_checksum"] != old["manifest_checksum"] and new["started_at"] >= old["started_at"]
+    assert sorted(os.listdir(pb.store / "test-env")) == ["f1"]  # replaced, no leftover
+    # The new manifest was verified afresh (the old one's records do not carry over).
+    assert passed_levels(str(path), new) == ["restore"]
+    assert "backup verified at level restore: checked checksum, toc, restore" in forced.output
+
+
+def test_an_existing_group_readable_backup_dir_is_refused_and_left_alone(source, pb, tmp_path):
+    shared = tmp_path / "shared-backups"
+    shared.mkdir()
+    os.chmod(shared, 0o750)  # noqa: S103 - a directory someone shares on purpose is the case under test
+    result = pb("playbooks/backup.yml", source, extra={"backup_dir": str(shared)})
+    assert result.rc != 0
+    assert f"{shared} exists with mode 0750: group or others may read it" in result.output
+    assert f"chmod 700 {shared}" in result.output
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o750 and os.listdir(shared) == []
+
+
+EXPORT_PLAY = """\
+- name: The backup role with Render's export on, then the gate, as recover.yml runs them
+  hosts: app_environments
+  gather_facts: false
+  tasks:
+    - name: Take and verify a backup, and ask Render for its export
+      ansible.builtin.include_role:
+        name: backup
+      vars:
+        backup_database_url: "{{ recovery_database_url }}"
+    - name: Require a verified backup
+      ansible.builtin.include_role:
+        name: backup
+        tasks_from: gate
+      vars:
+        backup_database_url: "{{ recovery_database_url }}"
+    - name: Show what the run report reads
+      ansible.builtin.debug:
+        msg: "EXPORT ERROR FACT=[{{ backup_render_export_error }}] RETENTION RAN={{ __backup_prune is defined }}"
+"""
+
+
+def test_a_failing_render_export_is_a_warning_never_a_failed_backup(request, pg_cluster, pb, tmp_path):
+    from localenv.render_sim import testing
+
+    url = new_source(request, pg_cluster)
+    play = tmp_path / "export.yml"
+    play.write_text(EXPORT_PLAY)
+    with testing.running(pg_cluster) as (server, names, key):
+        testing.Control(server, key).faults("POST /postgres/{postgresId}/export",
+                                            [{"status": 403}] * 5)
+        result = pb(str(play), url, verbosity=3, extra={
+            "backup_run_id": "e1", "backup_render_export": True,
+            "backup_render_postgres_id": names["postgres"], "backup_render_api_key": key,
+            "backup_render_api_base_url": server.base_url})
+    assert result.rc == 0, result.output[-4000:]
+    assert "WARNING: Render's own export of " + names["postgres"] + " failed (" in result.output
+    assert "is unaffected and remains the one the conversion depends on" in result.output
+    fact = result.output.split("EXPORT ERROR FACT=[", 1)[1].split("]", 1)[0]
+    assert fact and "403" in fact, fact
+    assert "RETENTION RAN=True" in result.output and "backup gate passed" in result.output
+    assert key not in result.output
+
+
 # -- restore.yml ---------------------------------------------------------------------
 
 def test_restore_round_trips_and_production_needs_confirmation(request, pg_cluster, pb):
@@ -563,6 +756,45 @@ def test_restore_round_trips_and_production_needs_confirmation(request, pg_clust
     after.pop("public.created_after")
     assert after == before
     assert password_of(url) not in restored.output
+
+
+def test_restore_without_a_path_takes_the_newest_verified_backup_never_a_failed_one(request, pg_cluster, pb):
+    url = new_source(request, pg_cluster)
+    none_yet = pb("playbooks/restore.yml", url)
+    assert none_yet.rc != 0 and "no backup of" in none_yet.output
+
+    good = pb("playbooks/backup.yml", url, extra={"backup_run_id": "good", "backup_verify_level": "checksum"})
+    assert good.rc == 0, good.output[-3000:]
+    before = table_hashes(url)
+    time.sleep(1.05)  # manifests order by their end time (seconds)
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE only_in_the_failed_backup (id int)")
+    conn.close()
+    # A newer run whose verification failed (no scratch server for level restore).
+    failed = take_backup(params(url), backup_dir=str(pb.store), label="test-env", backup_id="failed")
+    with pytest.raises(BackupError, match="needs a scratch server"):
+        verify_backup(failed["path"], "restore")
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE only_in_the_failed_backup")
+        cur.execute("CREATE TABLE after_both (id int)")
+    conn.close()
+
+    restored = pb("playbooks/restore.yml", url)
+    assert restored.rc == 0, restored.output[-3000:]
+    assert f"restored {pb.store / 'test-env' / 'good'}" in restored.output
+    assert "chosen as the newest backup verified at level checksum, passing over newer: failed" in restored.output
+    after = table_hashes(url)
+    assert "public.only_in_the_failed_backup" not in after
+    after.pop("public.after_both")
+    assert after == before
+
+    # With only unverified backups there is nothing to restore by default.
+    shutil.rmtree(pb.store / "test-env" / "good")
+    refused = pb("playbooks/restore.yml", url)
+    assert refused.rc != 0
+    assert "refusing to restore: no backup of" in refused.output
+    assert "passed verification (failed: its verification failed)" in refused.output
+    assert "-e restore_path=<dir>" in refused.output
 
 
 def test_restore_refuses_a_damaged_backup_and_leaves_the_database_alone(request, pg_cluster, pb):

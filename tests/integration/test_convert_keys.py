@@ -9,6 +9,7 @@ import psycopg2
 import pytest
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
+from ansible.module_utils.pg_catalog import CatalogReader, Column
 
 from tests.db_fingerprint import fingerprint
 
@@ -266,6 +267,22 @@ def test_lock_timeout_retries_then_names_the_blocker(sink):
     released.join()
     assert outcome["changed"] and outcome["lock_attempts"]
     blocker.close()
+
+
+def test_a_lock_error_that_is_not_a_timeout_fails_clearly_having_changed_nothing(sink):
+    blocker = psycopg2.connect(sink)
+    with blocker.cursor() as cur:
+        cur.execute("SELECT count(*) FROM documents")
+    conn = app_conn(sink)
+    # statement_timeout shorter than lock_timeout: the LOCK fails with 57014, not 55P03.
+    with pytest.raises(ConversionError, match=r"could not lock the .* relations, nothing changed: .*statement timeout"):
+        convert(conn, ConversionRequest(), RunOptions(lock_timeout_ms=5000, statement_timeout_ms=100,
+                                                      lock_retries=3, sleep=pytest.fail))
+    blocker.rollback()
+    blocker.close()
+    reader = CatalogReader(conn)
+    assert reader.column_types([Column("public", "Users", "ID")]) == {"public.Users.ID": "uuid"}
+    conn.close()
 
 
 @pytest.mark.parametrize("ddl, refused", [

@@ -118,3 +118,94 @@ def test_other_sessions_see_a_long_transaction(reader, pg_cluster):
     sessions = reader.other_sessions(long_seconds=0)
     other.close()
     assert any(s["long_transaction"] and s["state"] == "idle in transaction" for s in sessions)
+
+
+def _partition_sizes(reader, parent):
+    """Independently of the reader: the partitions' total size and row estimates."""
+    with reader.conn.cursor() as cur:
+        cur.execute("""SELECT sum(pg_total_relation_size(inhrelid))::bigint,
+                              sum(GREATEST(c.reltuples, 0))::bigint
+                         FROM pg_inherits JOIN pg_class c ON c.oid = inhrelid
+                        WHERE inhparent = %s::regclass""", (parent,))
+        return cur.fetchone()
+
+
+@pytest.fixture
+def partitioned(reader):
+    """events gets a second partition and rows in both, analysed."""
+    with reader.conn.cursor() as cur:
+        cur.execute("""
+            INSERT INTO organizations (id) VALUES ('00000000-0000-0000-0000-000000000001');
+            INSERT INTO users (id, organization_id)
+                 VALUES ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001');
+            CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM (100) TO (10000);
+            INSERT INTO events SELECT g, '00000000-0000-0000-0000-000000000002' FROM generate_series(0, 2999) g;
+        """)
+    reader.conn.commit()
+    reader.conn.autocommit = True
+    with reader.conn.cursor() as cur:
+        cur.execute("ANALYZE")
+    reader.conn.autocommit = False
+    return reader
+
+
+def test_partitioned_table_reports_its_partitions_size(partitioned):
+    tables = {t["table"]: t for t in partitioned.tables()}
+    size, estimate = _partition_sizes(partitioned, "public.events")
+    assert size > 0
+    assert tables["events"]["total_bytes"] == size
+    assert tables["events"]["estimated_rows"] == estimate
+    assert {(leaf["schema"], leaf["table"]) for leaf in tables["events"]["leaf_partitions"]} == {
+        ("public", "events_1"), ("public", "events_2")}
+    assert tables["events_2"]["partition_root"] == ["public", "events"]
+    assert tables["users"]["partition_root"] is None and tables["users"]["leaf_partitions"] is None
+
+
+def _investigate(reader, **kwargs):
+    from ansible.module_utils.key_findings import investigate
+
+    return investigate(reader, schemas=["public", "Billing"], source_types=["uuid"],
+                       expected_type="character varying(36)", long_transaction_seconds=60, **kwargs)
+
+
+def test_partition_rows_counted_once_and_space_includes_them(partitioned):
+    with partitioned.conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM events")
+        total = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM events_2")
+        in_second = cur.fetchone()[0]
+    findings = _investigate(partitioned, exact_count_max_bytes=100 * 1024 * 1024)
+    rows = {t["table"]: t for t in findings["tables"]}
+    assert rows["events"]["rows"] == total and rows["events"]["rows_exact"]
+    assert rows["events_2"]["rows"] == in_second
+    # events.user_id references users.id: events is rewritten, its partitions' data once.
+    affected = {t["table"]: t["total_bytes"] for t in findings["affected_tables"]}
+    size, _ = _partition_sizes(partitioned, "public.events")
+    assert affected["events"] == size
+    assert not {"events_1", "events_2"} & set(affected)
+    assert findings["space"]["affected_tables_bytes"] == sum(affected.values())
+
+
+def test_large_tables_get_the_planners_estimate(partitioned):
+    findings = _investigate(partitioned, exact_count_max_bytes=0)
+    with partitioned.conn.cursor() as cur:
+        cur.execute("SELECT relname, GREATEST(reltuples, 0)::bigint FROM pg_class "
+                    "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
+        planner = dict(cur.fetchall())
+    rows = {t["table"]: t for t in findings["tables"]}
+    sized = [name for name in planner if rows[name]["total_bytes"] > 0]
+    assert sized, "tables with storage"
+    for name in sized:
+        assert rows[name]["rows_exact"] is False and rows[name]["rows"] == planner[name], name
+    assert rows["events"]["rows"] == planner["events_1"] + planner["events_2"] > 0
+
+
+def test_column_details_size_a_partitioned_table_by_its_partitions(partitioned):
+    size, estimate = _partition_sizes(partitioned, "public.events")
+    details, = partitioned.column_details([Column("public", "events", "user_id")])
+    assert details["table_bytes"] == size > 0
+    assert details["estimated_rows"] == estimate
+    users, = partitioned.column_details([Column("public", "users", "id")])
+    with partitioned.conn.cursor() as cur:
+        cur.execute("SELECT pg_total_relation_size('public.users')")
+        assert users["table_bytes"] == cur.fetchone()[0]

@@ -16,6 +16,20 @@ VERSIONS_DIR = os.path.join(ROOT, "demoapp", "migrations", "versions")
 SERVICE = "srv-d0simulatedapi00000"
 
 
+LEAKED = ["demo_app_2024", "demo_app_2025"]
+
+
+def api(environment, path):
+    return requests.get(f"{environment['render_api_url']}{path}", timeout=10,
+                        headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
+
+
+def database_url(environment):
+    """The service's DATABASE_URL (the default user's), reachable from here."""
+    url = api(environment, f"/services/{SERVICE}/env-vars/DATABASE_URL")["value"]
+    return url.replace("@localhost:", "@127.0.0.1:")
+
+
 @pytest.fixture
 def environment(tmp_path):
     state = tmp_path / "localenv"
@@ -42,15 +56,32 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
         "convert_keys_report_dir": str(tmp_path / "reports"),
         "convert_keys_backup_dir": str(tmp_path / "backups"),
         "backup_dir": str(tmp_path / "backups"),
+        # The simulator's demo database has two leaked users (localenv/render_sim/example_state.yml).
+        "credential_rotation_leaked_users": LEAKED,
+        "credential_rotation_services": [{"service": SERVICE}],
+        "credential_rotation_user_prefix": "demo_app",
     }
+    leaked_url = database_url(environment)
+    with psycopg2.connect(leaked_url, connect_timeout=5):
+        pass  # the leaked default user's password works before the run
     first = run_playbook("playbooks/recover.yml", extra, verbosity=3)
     assert first.rc == 0, first.output[-4000:]
     for secret in (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
                    environment["render_api_key"]):
         assert secret not in first.output
     for step in ("conversion needed: yes", "Render export exp-", "backup gate passed", "converted 86 columns",
-                 "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200"):
+                 "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200",
+                 "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_"):
         assert step in first.output, step
+
+    # The leaked users are gone (the known password really fails); the app runs as the new user.
+    new_url = database_url(environment)
+    assert psycopg2.extensions.parse_dsn(new_url)["user"].startswith("demo_app_2")
+    assert psycopg2.extensions.parse_dsn(new_url)["password"] not in first.output
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(leaked_url, connect_timeout=5)
+    users = [c["username"] for c in api(environment, "/postgres/dpg-d0simulateddb000000-a/credentials")]
+    assert not set(LEAKED) & set(users) and "app_owner" in users
 
     with psycopg2.connect(environment["recovery_database_url"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT version_num FROM alembic_version")  # the deploy's pre-deploy migrated
@@ -64,3 +95,4 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     assert second.rc == 0, second.output[-4000:]
     assert second.recap()["changed"] == 0
     assert "conversion needed: no" in second.output
+    assert "nothing to rotate: no leaked user left" in second.output

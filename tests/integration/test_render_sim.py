@@ -196,11 +196,13 @@ def test_deploy_runs_pre_deploy_and_restarts_with_current_env(sim):
     assert health(url) == 503
 
     deploy, status = client.create_deploy(srv)
-    assert status == 201 and deploy["status"] == "queued" and deploy["trigger"] == "api"
+    # As recorded from Render: a 201 body is already running, with explicit nulls.
+    assert status == 201 and deploy["status"] == "build_in_progress" and deploy["trigger"] == "api"
+    assert deploy["commit"] is None and deploy["finishedAt"] is None and deploy["startedAt"]
     seen = []
     client.wait_for_deploy(srv, deploy["id"], interval=0.01,
                            on_poll=lambda d: seen.append(d["status"]) if d["status"] not in seen[-1:] else None)
-    order = ["queued", "build_in_progress", "pre_deploy_in_progress", "update_in_progress", "live"]
+    order = ["build_in_progress", "pre_deploy_in_progress", "update_in_progress", "live"]
     assert seen == [s for s in order if s in seen] and seen[-1] == "live", seen  # never backwards
     assert health(url) == 200
     # Every phase ran, in order (polling may miss a short one; the events do not).
@@ -225,7 +227,7 @@ def test_pre_deploy_failure_keeps_the_old_instance_and_reports(pg_cluster):
         pid_before = server.sim.services[srv].process.pid
         deploy, _ = client.create_deploy(srv)
         done = client.wait_for_deploy(srv, deploy["id"], interval=0.02)
-        assert done["status"] == "pre_deploy_failed" and "finishedAt" in done
+        assert done["status"] == "pre_deploy_failed" and done["finishedAt"] >= done["startedAt"]
         event = client.list_events(srv, event_type="pre_deploy_ended")[0]
         assert event["details"]["preDeployStatus"] == "failed"
         assert event["details"]["reason"]["failure"]["nonZeroExit"] == 3
@@ -243,10 +245,17 @@ def test_second_deploy_is_queued_with_202_and_an_empty_body(sim):
     first = requests.post(f"{server.base_url}/services/{srv}/deploys", json={}, headers=headers, timeout=10)
     second = requests.post(f"{server.base_url}/services/{srv}/deploys", json={}, headers=headers, timeout=10)
     assert first.status_code == 201 and first.json()["id"].startswith("dep-")
+    assert first.json()["status"] == "build_in_progress"  # 201 is never the queued case
     assert second.status_code == 202 and second.content == b"" and "Content-Type" not in second.headers
     queued = client.list_deploys(srv, status="queued", limit=1, max_items=1)
     assert queued and queued[0]["id"] != first.json()["id"]
-    assert wait_until(lambda: client.get_deploy(srv, queued[0]["id"])["status"] == "live", 20)
+    # Not started yet: no startedAt, and finishedAt an explicit null as Render sends it.
+    assert queued[0]["finishedAt"] is None and "startedAt" not in queued[0]
+    order = ["queued", "build_in_progress", "pre_deploy_in_progress", "update_in_progress", "live"]
+    seen = []
+    client.wait_for_deploy(srv, queued[0]["id"], interval=0.01,
+                           on_poll=lambda d: seen.append(d["status"]) if d["status"] not in seen[-1:] else None)
+    assert seen[0] == "queued" and seen == [s for s in order if s in seen], seen
     assert client.get_deploy(srv, first.json()["id"])["status"] == "deactivated"
 
 
@@ -413,3 +422,44 @@ def test_cli_prints_its_base_url_and_serves(pg_cluster, tmp_path):
         conn.close()
     assert proc.returncode == 0
     assert key not in err
+
+
+# -- the simulator as a background process (python -m localenv up) -----------------------------------
+
+STALLS = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); {before}; time.sleep(120)"
+
+
+@pytest.mark.parametrize("before", ["pass", "sys.stdout.write('http://127.0.0.1:1'); sys.stdout.flush()"],
+                         ids=["prints-nothing", "half-a-line"])
+def test_a_stalled_simulator_fails_at_the_timeout_and_is_stopped(tmp_path, before):
+    from localenv import simulator_process
+
+    pid_file = tmp_path / "pid"
+    argv = [sys.executable, "-c", STALLS.format(before=before), str(pid_file)]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"did not start \(printed no URL within 2s\); see .*render_sim.log"):
+        simulator_process.launch(argv, str(tmp_path), timeout=2.0)
+    assert 1.9 <= time.monotonic() - started < 15
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped, not left running
+
+
+def test_a_simulator_that_exits_says_so(tmp_path):
+    from localenv import simulator_process
+
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(4)"]
+    with pytest.raises(RuntimeError, match=r"exited with code 4"):
+        simulator_process.launch(argv, str(tmp_path), timeout=30.0)
+    assert "boom" in (tmp_path / simulator_process.LOG_FILE).read_text()
+
+
+def test_launch_returns_the_first_line(tmp_path):
+    from localenv import simulator_process
+
+    argv = [sys.executable, "-c", "import time; print('http://127.0.0.1:9/v1', flush=True); time.sleep(120)"]
+    proc, url = simulator_process.launch(argv, str(tmp_path), timeout=30.0)
+    try:
+        assert url == "http://127.0.0.1:9/v1" and proc.poll() is None
+    finally:
+        simulator_process.stop_group(proc)

@@ -91,7 +91,7 @@ def test_parse_migration_source_finds_created_tables():
         ''')
     assert parse_migration_source(source) == {
         "revision": "3c1d2e4f5a6b", "down_revision": "ba1a5bcdb110",
-        "tables": ["folders", "folder_items"]}
+        "tables": ["folders", "folder_items"], "dropped_tables": []}
 
 
 def test_parse_ignores_helpers_and_reports_syntax_errors(tmp_path):
@@ -118,3 +118,79 @@ def test_parse_demo_app_chain():
     chain = [r["revision"] for r in ordered_chain(parse_versions_dir(versions))]
     assert chain[0] == "ba1a5bcdb110" and chain[-1] == "b354d12d1e7d"
     assert "f867c7e3d51c" in chain
+
+
+def _write_versions(path, migrations):
+    """A synthetic versions/ directory: (revision, down_revision, upgrade body) per file."""
+    for old in path.glob("*.py"):
+        old.unlink()
+    for number, (revision, down, body) in enumerate(migrations):
+        lines = ["from alembic import op", "", f"revision = {revision!r}", f"down_revision = {down!r}",
+                 "", "", "def upgrade():", *[f"    {line}" for line in body.splitlines()],
+                 "", "", "def downgrade():", '    op.drop_table("never_an_indicator")', ""]
+        (path / f"{number:03d}_{revision}.py").write_text("\n".join(lines))
+    return parse_versions_dir(str(path))
+
+
+HISTORY = [
+    ("r1", None, 'op.create_table("users")\nop.create_table("legacy_notes")'),
+    ("r2", "r1", 'op.create_table("folders")'),
+    ("r3", "r2", 'op.rename_table("folders", "collections")'),
+    ("r4", "r3", 'op.drop_table("legacy_notes")\nop.create_table("tags")'),
+    ("r5", "r4", 'op.create_table("scratch")\nop.drop_table(table_name="scratch")'),
+]
+
+
+def test_drop_and_rename_are_parsed_in_source_order(tmp_path):
+    parsed = {r["revision"]: r for r in _write_versions(tmp_path, HISTORY)}
+    assert parsed["r3"]["tables"] == ["collections"] and parsed["r3"]["dropped_tables"] == ["folders"]
+    assert parsed["r4"]["dropped_tables"] == ["legacy_notes"] and parsed["r4"]["tables"] == ["tags"]
+    # Created and dropped within one upgrade leaves no trace either way.
+    assert parsed["r5"]["tables"] == [] and parsed["r5"]["dropped_tables"] == []
+
+
+@pytest.mark.parametrize("existing, expected", [
+    # At r2 the table still has its first name and legacy_notes is still there.
+    ({"users", "legacy_notes", "folders"}, "r2"),
+    # The rename moved the indicator to r3: the new name proves r3, the old one is gone.
+    ({"users", "legacy_notes", "collections"}, "r3"),
+    # legacy_notes dropped by r4 no longer counts against r1 once r4 ran.
+    ({"users", "collections", "tags"}, "r5"),
+    # r4 created tags, but legacy_notes, which it drops, is still there: not applied.
+    ({"users", "legacy_notes", "collections", "tags"}, "r3"),
+])
+def test_true_revision_follows_drops_and_renames(tmp_path, existing, expected):
+    result = true_revision(_write_versions(tmp_path, HISTORY), existing, [expected])
+    assert result["true"] == expected
+    assert result["matches"] is True
+
+
+def test_dropped_table_is_not_an_indicator_of_its_creator(tmp_path):
+    walk = {w["revision"]: w for w in true_revision(
+        _write_versions(tmp_path, HISTORY), {"users", "collections", "tags"}, [])["walk"]}
+    assert walk["r1"]["tables"] == ["users"]  # legacy_notes is dropped later by r4
+    assert walk["r2"]["tables"] == [] and not walk["r2"]["verified"]  # folders renamed away by r3
+    assert walk["r4"]["dropped_tables"] == ["legacy_notes"] and walk["r4"]["present"]
+
+
+def test_table_dropped_then_recreated_proves_the_recreating_revision(tmp_path):
+    history = [("a", None, 'op.create_table("items")'),
+               ("b", "a", 'op.drop_table("items")'),
+               ("c", "b", 'op.create_table("items")')]
+    revisions = _write_versions(tmp_path, history)
+    assert true_revision(revisions, {"items"}, [])["true"] == "c"
+    # Without items, b (drop) may have run; c (re-create) has not.
+    assert true_revision(revisions, set(), [])["true"] == "b"
+
+
+def test_contradiction_names_a_dropped_table_still_present(tmp_path):
+    result = true_revision(_write_versions(tmp_path, HISTORY),
+                           {"users", "legacy_notes", "collections", "tags", "later"},
+                           [])
+    assert result["true"] == "r3" and result["contradictions"] == []
+    history = [*HISTORY, ("r6", "r5", 'op.create_table("later")')]
+    result = true_revision(_write_versions(tmp_path, history),
+                           {"users", "legacy_notes", "collections", "tags", "later"}, [])
+    assert result["true"] == "r3"
+    assert len(result["contradictions"]) == 1
+    assert "r6" in result["contradictions"][0] and "still has ['legacy_notes']" in result["contradictions"][0]

@@ -50,11 +50,49 @@ def test_mask_without_password_is_unchanged():
     ("postgresql://u:topsecret@h/", "names no database"),
     ("postgresql://:topsecret@h/db", "names no user"),
     ("postgresql://u:topsecret@h:notaport/db", "invalid port"),
+    ("postgresql://u:topsecret@h:99999/db", "invalid port"),
+    ("postgresql://u:topsecret@h:0/db", "invalid port"),
+    ("postgresql://u:topsecret@[::1/db", "malformed"),
     ("", "non-empty"),
     (None, "non-empty"),
 ])
 def test_bad_urls_fail_without_echoing_the_password(bad, message):
-    with pytest.raises(AnsibleFilterError) as err:
-        FILTERS["database_url_params"](bad)
-    assert message in str(err.value)
-    assert "topsecret" not in str(err.value)
+    # Masking needs no user; every other fault stops both filters.
+    names = ["database_url_params"] + ([] if message == "names no user" else ["mask_database_url"])
+    for name in names:
+        with pytest.raises(AnsibleFilterError) as err:
+            FILTERS[name](bad)
+        assert message in str(err.value), name
+        assert "topsecret" not in str(err.value)
+
+
+def test_password_query_parameter_is_masked_and_used():
+    url = "postgresql://u@h:6543/db?sslmode=verify-full&password=top%26secret&sslrootcert=/etc/ca.crt"
+    masked = FILTERS["mask_database_url"](url)
+    assert "top" not in masked and "secret" not in masked
+    assert masked == "postgresql://u@h:6543/db?sslmode=verify-full&password=********&sslrootcert=/etc/ca.crt"
+    params = FILTERS["database_url_params"](url)
+    assert params["login_password"] == "top&secret"
+    assert params["ssl_mode"] == "verify-full" and params["ca_cert"] == "/etc/ca.crt"
+
+
+def test_password_in_both_places_is_masked_twice_and_the_query_wins():
+    url = "postgresql://u:userinfo-pw@h/db?password=query-pw"
+    assert FILTERS["mask_database_url"](url) == "postgresql://u:********@h/db?password=********"
+    assert FILTERS["database_url_params"](url)["login_password"] == "query-pw"
+
+
+def test_user_query_parameter_names_the_user():
+    assert FILTERS["database_url_params"]("postgresql://h/db?user=app&password=p")["login_user"] == "app"
+
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("postgresql://u:topsecret@h:99999/db", "invalid port"),
+    ("mysql://u:topsecret@h/db", "must start with postgresql://"),
+    (None, "non-empty"),
+])
+def test_url_error_says_why_without_raising_or_echoing(bad, message):
+    reason = FILTERS["database_url_error"](bad)
+    assert message in reason and "topsecret" not in reason
+    assert FILTERS["database_url_error"](URL) == ""

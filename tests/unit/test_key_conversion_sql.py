@@ -15,6 +15,14 @@ def test_one_alter_per_table_carries_every_column():
                    'ALTER COLUMN "org_id" TYPE varchar(36)[] USING "org_id"::varchar(36)[]')
 
 
+def test_value_check_rides_along_the_rewrite_and_is_dropped_after():
+    sql = q.alter_columns("public.t", [("id", "varchar(36)"), ("Org", "varchar(36)")], checked=["id", "Org"])
+    assert sql.endswith(', ADD CONSTRAINT "key_conversion_value_check" '
+                        'CHECK ("id"::uuid::text = "id" AND "Org"::uuid::text = "Org")')
+    assert sql.count("ALTER TABLE") == 1  # still one statement, one rewrite
+    assert q.drop_value_check("public.t") == 'ALTER TABLE public.t DROP CONSTRAINT "key_conversion_value_check"'
+
+
 def test_foreign_keys_drop_and_add_grouped():
     assert q.drop_foreign_keys("public.t", ["a", "B"]) == (
         'ALTER TABLE public.t DROP CONSTRAINT "a", DROP CONSTRAINT "B"')

@@ -6,6 +6,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
+import stat
+import time
 
 import pytest
 from ansible.module_utils.pg_backup import (
@@ -21,10 +24,14 @@ from ansible.module_utils.pg_backup import (
     list_backups,
     load_manifest,
     object_counts,
+    partial_name,
     plan_retention,
     private_dir,
     record_verification,
+    restore_candidate,
+    row_count_check_sql,
     schema_difference,
+    stale_partials,
     verify_checksums,
     write_manifest,
 )
@@ -36,7 +43,7 @@ OBJECTS = [["table", "public.users", ""], ["column", "public.users.id", "uuid NO
 
 
 def make_backup(root, backup_id="b1", *, finished=NOW, identity=IDENTITY, content=b"PGDMP data",
-                objects=OBJECTS, level="restore"):
+                objects=OBJECTS, level="restore", failed=False):
     path = private_dir(os.path.join(str(root), "env", backup_id))
     with open(os.path.join(path, "dump.pgc"), "wb") as handle:
         handle.write(content)
@@ -48,6 +55,8 @@ def make_backup(root, backup_id="b1", *, finished=NOW, identity=IDENTITY, conten
     })
     if level:
         record_verification(path, manifest, level, True, "run", "ok")
+    if failed:
+        record_verification(path, manifest, "restore", False, "run", "restore into a scratch database failed")
     return path
 
 
@@ -123,6 +132,131 @@ def test_retention_keeps_newest_and_protected_and_ignores_others(tmp_path):
     assert [b["id"] for b in deleted] == ["b2", "b1"]
     with pytest.raises(BackupError, match="at least one"):
         plan_retention(backups, IDENTITY, 0, [])
+
+
+def test_failing_runs_never_push_a_verified_backup_out(tmp_path):
+    """Four runs whose verification failed, newer than three good backups, with keep=2:
+    the failed ones go, the two newest verified stay, and so does the newest
+    restore-verified one even beyond keep."""
+    at = [NOW + dt.timedelta(hours=i) for i in range(9)]
+    make_backup(tmp_path, "restored", finished=at[0], level="restore")
+    make_backup(tmp_path, "toc1", finished=at[1], level="toc")
+    make_backup(tmp_path, "sum2", finished=at[2], level="checksum")
+    make_backup(tmp_path, "sum3", finished=at[3], level="checksum")
+    for i in range(4, 8):
+        make_backup(tmp_path, f"failed{i}", finished=at[i], level=None, failed=True)
+    make_backup(tmp_path, "in-flight", finished=at[8], level=None)
+    kept, deleted = plan_retention(list_backups(str(tmp_path), "env"), IDENTITY, 2, [])
+    assert [b["id"] for b in kept] == ["in-flight", "sum3", "sum2", "restored"]
+    assert [b["id"] for b in deleted] == ["failed7", "failed6", "failed5", "failed4", "toc1"]
+    why = {b["id"]: b["retention"] for b in kept + deleted}
+    assert why["restored"] == "the newest restore-verified backup"
+    assert why["failed7"] == "its verification failed"
+    assert why["in-flight"] == "not verified yet, newer than the newest verified backup"
+
+
+def test_retention_deletes_nothing_while_no_backup_passed_verification(tmp_path):
+    make_backup(tmp_path, "old", finished=NOW, level=None)
+    make_backup(tmp_path, "bad", finished=NOW + dt.timedelta(hours=1), level=None, failed=True)
+    kept, deleted = plan_retention(list_backups(str(tmp_path), "env"), IDENTITY, 1, [])
+    assert deleted == [] and len(kept) == 2
+    # Once one passes, an older never-verified one is a dead run's and goes.
+    make_backup(tmp_path, "good", finished=NOW + dt.timedelta(hours=2), level="checksum")
+    kept, deleted = plan_retention(list_backups(str(tmp_path), "env"), IDENTITY, 1, [])
+    assert [b["id"] for b in kept] == ["good"] and [b["id"] for b in deleted] == ["bad", "old"]
+
+
+def test_restore_candidate_prefers_restore_verified_and_never_takes_an_unverified_one(tmp_path):
+    make_backup(tmp_path, "restored", finished=NOW, level="restore")
+    make_backup(tmp_path, "summed", finished=NOW + dt.timedelta(hours=1), level="checksum")
+    make_backup(tmp_path, "failed", finished=NOW + dt.timedelta(hours=2), level=None, failed=True)
+    chosen = restore_candidate(str(tmp_path), "env", IDENTITY)
+    assert (chosen["id"], chosen["level"], chosen["skipped_newer"]) == ("restored", "restore", ["failed", "summed"])
+
+    make_backup(tmp_path / "s", "summed", finished=NOW, level="checksum")
+    make_backup(tmp_path / "s", "never", finished=NOW + dt.timedelta(hours=1), level=None)
+    chosen = restore_candidate(str(tmp_path / "s"), "env", IDENTITY)
+    assert (chosen["id"], chosen["level"]) == ("summed", "checksum")
+
+    make_backup(tmp_path / "n", "failed", level=None, failed=True)
+    make_backup(tmp_path / "n", "never", finished=NOW + dt.timedelta(hours=1), level=None)
+    with pytest.raises(BackupError, match=r"refusing to restore: no backup of app on db\.example:5432 under "
+                                          r".*/env passed verification \(never: never verified; failed: its "
+                                          r"verification failed\)\. Take and verify one"):
+        restore_candidate(str(tmp_path / "n"), "env", IDENTITY)
+    with pytest.raises(BackupError, match=r"no backup of app on db\.example:5432 under"):
+        restore_candidate(str(tmp_path / "empty"), "env", IDENTITY)
+
+
+def test_an_existing_directory_is_never_chmodded(tmp_path):
+    created = private_dir(str(tmp_path / "new" / "deeper"))
+    assert stat.S_IMODE(os.stat(created).st_mode) == 0o700
+    assert private_dir(created) == created  # ours and private: accepted as it is
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o755)  # noqa: S103 - a directory shared on purpose is the case under test
+    with pytest.raises(BackupError, match=rf"{re.escape(str(shared))} exists with mode 0755: group or others "
+                                          rf"may read it.*chmod 700 {re.escape(str(shared))}"):
+        private_dir(str(shared))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    os.chown(foreign, os.geteuid() + 1, -1)
+    with pytest.raises(BackupError, match=rf"{re.escape(str(foreign))} \(mode 0700\) is owned by uid "
+                                          rf"{os.geteuid() + 1}, not by this user"):
+        private_dir(str(foreign))
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BackupError, match="exists and is not a directory"):
+        private_dir(str(tmp_path / "file"))
+
+
+def test_stale_partials_go_and_live_or_young_or_other_databases_stay(tmp_path):
+    import fcntl
+
+    base = private_dir(str(tmp_path / "env"))
+    old = time.time() - 3600
+
+    def partial(backup_id, identity=IDENTITY, *, age=old):
+        path = os.path.join(base, partial_name(backup_id, identity, backup_id))
+        os.mkdir(path, 0o700)
+        with open(os.path.join(path, "dump.pgc"), "wb") as handle:
+            handle.write(b"PGDMP half")
+        os.utime(path, (age, age))
+        return path
+
+    dead = partial("dead")
+    live = partial("live")
+    young = partial("young", age=time.time())
+    theirs = partial("theirs", IDENTITY | {"name": "other"})
+    holder = os.open(live, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a run still writing it
+    try:
+        assert stale_partials(base, IDENTITY, remove=False) == [dead]
+        assert os.path.isdir(dead)
+        assert stale_partials(base, IDENTITY) == [dead]
+    finally:
+        os.close(holder)
+    assert not os.path.exists(dead)
+    assert all(os.path.isdir(p) for p in (live, young, theirs))
+    # Its writer gone (the lock dropped with it), the partial is stale too.
+    assert stale_partials(base, IDENTITY) == [live]
+
+
+def test_row_count_check_names_every_table_and_quotes_safely():
+    manifest = {"tables": [{"schema": "Billing", "table": "Invoices", "name": '"Billing"."Invoices"', "rows": 20},
+                           {"schema": "public", "table": "users", "name": "public.users", "rows": 200}]}
+    text = row_count_check_sql(manifest, "abc123")
+    assert text.count("$rkr_abc123$") == 2 and text.count("$rkr_abc123_rows$") == 2
+    inner = text.split("$rkr_abc123_rows$")[1]
+    assert json.loads(inner) == manifest["tables"]
+    assert "rkr: row counts differ from the manifest" in text
+    with pytest.raises(ValueError):
+        row_count_check_sql(manifest, "a$b")
 
 
 def test_gate_rules(tmp_path):

@@ -394,6 +394,62 @@ def test_suspend_checks_state_before_retrying():
     assert session.count("POST", f"/services/{SRV}/suspend") == 1
 
 
+# Render's recorded 201 bodies (RENDER_API.md section 5) carry explicit nulls.
+RECORDED_201 = {"id": "dep-new", "commit": None, "image": {"ref": "docker.io/library/nginx:latest",
+                                                           "sha": "sha256:0"},
+                "status": "pre_deploy_in_progress", "trigger": "api", "createdAt": "2025-01-01T00:00:00Z",
+                "updatedAt": "2025-01-01T00:00:00Z", "finishedAt": None}
+
+
+def load_render_deploy():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "library", "render_deploy.py")
+    spec = importlib.util.spec_from_file_location("render_deploy_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_explicit_nulls_in_deploys_and_events_are_tolerated():
+    ended = dict(RECORDED_201, status="pre_deploy_failed", finishedAt="2025-01-01T00:01:00Z")
+    c, _, _ = client({
+        ("GET", f"/services/{SRV}/deploys"): [
+            response(200, [{"cursor": "c1", "deploy": dict(RECORDED_201, id="dep-old", status="live")}]),
+            response(200, [{"cursor": "c1", "deploy": dict(RECORDED_201, id="dep-old", status="live")}])],
+        ("POST", f"/services/{SRV}/deploys"): response(201, RECORDED_201),
+        ("GET", f"/services/{SRV}/deploys/dep-new"): [response(200, RECORDED_201), response(200, ended)],
+        ("GET", f"/services/{SRV}/events"): response(200, [
+            {"cursor": "e1", "event": {"id": "evt-1", "type": "pre_deploy_ended", "timestamp": "t",
+                                       "details": {"deployId": "dep-new", "reason": None}}}]),
+        ("GET", "/logs"): response(200, {"hasMore": False, "nextStartTime": None, "nextEndTime": None,
+                                         "logs": [{"id": "l1", "message": None, "timestamp": "t",
+                                                   "labels": []}]}),
+    })
+    deploy, status = c.create_deploy(SRV)
+    assert (deploy["id"], status, deploy["commit"], deploy["finishedAt"]) == ("dep-new", 201, None, None)
+    done = c.wait_for_deploy(SRV, "dep-new", interval=1)
+    assert done["status"] == "pre_deploy_failed"
+    module = load_render_deploy()
+    failure = module.failure_details(c, {"id": SRV, "ownerId": "tea-x"}, done, 10)
+    assert failure["errors"] == [] and failure["logs"] == [""]
+    assert failure["events"]["pre_deploy_ended"]["details"]["reason"] is None
+    assert module.pre_deploy_exit_code(failure) is None
+    assert module.pre_deploy_exit_code({"events": {"pre_deploy_ended": {"details": None}}}) is None
+    assert module.pre_deploy_exit_code({"events": {"pre_deploy_ended": {"details": {
+        "reason": {"failure": {"nonZeroExit": 2}}}}}}) == 2
+
+
+def test_scrub_masks_the_key_and_passwords_in_log_lines():
+    c, _, _ = client({})
+    line = (f"connect postgresql://app:pa%2Fss@db:5432/x failed; key {KEY}; "
+            "PGPASSWORD=hunter2 psql -h db; see https://example.com/a@b")
+    assert c.scrub(line) == ("connect postgresql://app:********@db:5432/x failed; key <redacted>; "
+                             "PGPASSWORD=******** psql -h db; see https://example.com/a@b")
+    assert c.scrub(None) == ""
+
+
 # -- deploy waiting, logs ----------------------------------------------------------
 
 def test_wait_for_deploy_polls_to_a_terminal_state():

@@ -20,6 +20,7 @@ from ansible.module_utils.run_report import (
     FAILED,
     NOT_REACHED,
     SKIPPED,
+    STEP_IDS,
     assemble_run_report,
     assemble_verify_report,
     compare_foreign_keys,
@@ -114,7 +115,7 @@ def assert_no_secret(*texts):
 # ----------------------------------------------------------------------------- run report
 
 def test_a_successful_recovery_reports_every_step_done_with_its_figures():
-    report = run_report(full_run())
+    report = run_report(full_run(rotation={"status": "rotated", "new_user": "app_new", "deleted_users": ["app"]}))
     assert report["outcome"] == "succeeded" and report["stopped_at"] is None
     assert set(statuses(report).values()) == {DONE}
     fig = report["figures"]
@@ -143,7 +144,7 @@ def test_nothing_to_recover_skips_the_recovery_steps():
     assert report["outcome"] == "succeeded"
     assert statuses(report) == {"investigate": DONE, "maintenance_on": SKIPPED, "backup": SKIPPED,
                                 "convert": SKIPPED, "alembic_reset": SKIPPED, "deploy": SKIPPED,
-                                "maintenance_off": DONE, "health": DONE}
+                                "maintenance_off": DONE, "health": DONE, "rotation": SKIPPED}
     assert not report["state"]["database_changed"]
     assert report["next_action"][0].startswith("Nothing to do")
 
@@ -155,7 +156,7 @@ def test_without_render_its_steps_are_skipped_and_the_operator_deploys():
     report = run_report(evidence, environment="staging")
     assert report["outcome"] == "succeeded"
     assert [s["id"] for s in report["steps"] if s["status"] == SKIPPED] == [
-        "maintenance_on", "deploy", "maintenance_off", "health"]
+        "maintenance_on", "deploy", "maintenance_off", "health", "rotation"]
     assert report["state"]["maintenance_mode"].startswith("not managed")
     assert any("deploy the app now" in line for line in report["next_action"])
 
@@ -167,7 +168,7 @@ def test_a_run_stopped_at_the_backup_says_maintenance_is_still_on_and_nothing_ch
     assert report["outcome"] == "failed" and report["stopped_at"] == "backup"
     assert statuses(report) == {"investigate": DONE, "maintenance_on": DONE, "backup": FAILED,
                                 "convert": NOT_REACHED, "alembic_reset": NOT_REACHED, "deploy": NOT_REACHED,
-                                "maintenance_off": NOT_REACHED, "health": NOT_REACHED}
+                                "maintenance_off": NOT_REACHED, "health": NOT_REACHED, "rotation": NOT_REACHED}
     assert report["state"]["maintenance_mode"] == "ON"
     assert report["state"]["conversion"] == "not started" and not report["state"]["database_changed"]
     action = " ".join(report["next_action"])
@@ -227,6 +228,34 @@ def test_a_conversion_that_did_not_finish_in_time_may_still_be_running():
     assert "pg_stat_activity" in report["next_action"][0]
 
 
+def test_a_finished_rotation_is_done_and_its_actions_are_the_next_action():
+    rotation = {"status": "rotated", "new_user": "app_20261124", "deleted_users": ["app_a", "app_b"],
+                "actions": ["Update vault_recovery_database_url in inventories/production/group_vars/all/vault.yml"]}
+    report = run_report(full_run(rotation=rotation))
+    assert report["outcome"] == "succeeded" and statuses(report)["rotation"] == DONE
+    assert report["steps"][-1]["detail"] == "leaked users app_a, app_b deleted; the services use app_20261124"
+    assert rotation["actions"][0] in report["next_action"]
+    assert "Rotate the leaked credentials | done" in render_run_markdown(report)
+
+
+def test_a_rotation_that_stopped_says_the_app_is_up_and_how_to_resume():
+    report = run_report(full_run(rotation={"status": "started"}),
+                        failure={"task": "Stop on a deploy that is not live", "message": "deploy dep-1 ended"})
+    assert report["outcome"] == "failed" and report["stopped_at"] == "rotation"
+    assert statuses(report)["health"] == DONE
+    action = " ".join(report["next_action"])
+    assert "recovered and healthy" in action and "they still work" in action
+    assert "ansible-playbook playbooks/rotate_credentials.yml -i inventories/production" in action
+    assert "restore" not in action
+
+
+def test_no_leaked_user_left_skips_the_rotation():
+    report = run_report(full_run(rotation={"status": "nothing_to_do", "actions": []}))
+    assert report["outcome"] == "succeeded"
+    assert report["steps"][-1] == {"id": "rotation", "title": "Rotate the leaked credentials", "status": SKIPPED,
+                                   "detail": "no leaked database user left"}
+
+
 def test_a_failed_deploy_after_the_conversion_offers_the_restore_of_the_backup_taken_before():
     evidence = full_run(deploy={"changed": True, "deploy": {"id": "dep-9", "status": "update_failed"}},
                         maintenance=maintenance(True))
@@ -257,14 +286,14 @@ def test_maintenance_that_could_not_be_turned_off_is_the_next_action():
 def test_a_failed_log_check_after_health_200_stops_at_health():
     report = run_report(full_run(), failure={"task": "Check the logs for failures", "message": "Traceback"})
     assert report["outcome"] == "failed" and report["stopped_at"] == "health"
-    assert report["steps"][-1]["detail"] == "Traceback"
+    assert report["steps"][STEP_IDS.index("health")]["detail"] == "Traceback"
     assert "health or log check" in report["next_action"][0]
 
 
 def test_an_investigation_that_failed_changed_nothing():
     report = run_report({"render": True}, failure={"task": "Read the catalog", "message": "connection refused"})
     assert report["stopped_at"] == "investigate"
-    assert [s["status"] for s in report["steps"][1:]] == [NOT_REACHED] * 7
+    assert [s["status"] for s in report["steps"][1:]] == [NOT_REACHED] * (len(STEP_IDS) - 1)
     assert report["next_action"][0].startswith("Nothing was changed")
     assert report["state"]["maintenance_mode"] == "not changed by this run"
 

@@ -29,7 +29,8 @@ options:
   evidence:
     description:
       - For O(kind=run) the keys C(findings), C(render), C(maintenance), C(backup) (C(path), C(level),
-        C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(health), C(logs).
+        C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(health), C(logs),
+        C(rotation) (the credential_rotation role's C(credential_rotation_result)).
       - For O(kind=verify) the keys C(findings), C(findings_error), C(plan), C(gate), C(service), C(health).
     type: dict
     required: true

@@ -1,0 +1,235 @@
+"""Rotating leaked Render Postgres credentials and checking the Render API key in use.
+
+Render has no password reset (shared/reference/RENDER_API.md section 6): a leaked
+password is replaced by creating a new user, which becomes the database's default
+user, pointing the services at it, deploying, and deleting the leaked users once
+nothing uses them. API keys are dashboard-only (section 1): the collection can only
+prove that the key it runs with is not a leaked one, from SHA-256 fingerprints.
+
+Everything here is pure and decides from what the API listed: which users still have
+to go, which user the services move to (reusing one an interrupted run created), the
+order of the steps, and the URLs derived from the new connection info. No secret is
+ever part of a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from ansible.module_utils.pg_url import DatabaseUrlError, database_url_params
+
+# Render's rule for usernames (as its API and the simulator check them).
+USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_USERNAME = 63
+
+# The steps of a rotation, in the only safe order: the services move to the new user and
+# run with it before any leaked user is deleted, so nothing is cut off mid-way.
+STEPS = ("create_user", "wait_default", "read_connection_info", "update_env_vars", "deploy",
+         "wait_idle", "delete_leaked_users", "verify_deleted")
+
+API_KEY_LEAKED_MESSAGE = (
+    "the Render API key in use matches leaked fingerprint #{index} (sha256 {short}...): revoke it in the "
+    "Render Dashboard (Account Settings > API Keys), create a new key, put it in vault_render_api_key "
+    "(ansible-vault edit inventories/<env>/group_vars/all/vault.yml) and re-run. Nothing was changed.")
+
+
+class RotationError(ValueError):
+    """Bad input or an inconsistent state; the message is safe to show (no secret)."""
+
+
+# -- the Render API key --------------------------------------------------------------------
+
+def api_key_fingerprint(api_key: str) -> str:
+    """What the operator records instead of a leaked key: sha256 of the key, in hex."""
+    return hashlib.sha256(str(api_key).encode("utf-8")).hexdigest()
+
+
+def normalize_fingerprints(values) -> list[str]:
+    """Lower-case hex fingerprints; ``sha256:`` prefixes and blanks around are allowed."""
+    out = []
+    for position, value in enumerate(values or [], start=1):
+        text = str(value).strip().lower()
+        if text.startswith("sha256:"):
+            text = text[len("sha256:"):]
+        if not FINGERPRINT_RE.match(text):
+            # Never echo the value: someone may have pasted the key itself.
+            raise RotationError(
+                f"leaked API key fingerprint #{position} is not a SHA-256 hex digest (64 characters 0-9a-f); "
+                "record `printf %s \"$KEY\" | sha256sum`, never the key")
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def leaked_key_index(api_key: str, fingerprints) -> int | None:
+    """1-based position of the fingerprint the key matches, or None."""
+    mine = api_key_fingerprint(api_key)
+    for position, fingerprint in enumerate(normalize_fingerprints(fingerprints), start=1):
+        if fingerprint == mine:
+            return position
+    return None
+
+
+def check_api_key(api_key: str, fingerprints) -> None:
+    """Raise RotationError naming what to do when the key in use is a leaked one."""
+    index = leaked_key_index(api_key, fingerprints)
+    if index is not None:
+        fingerprint = normalize_fingerprints(fingerprints)[index - 1]
+        raise RotationError(API_KEY_LEAKED_MESSAGE.format(index=index, short=fingerprint[:12]))
+
+
+# -- users -----------------------------------------------------------------------------------
+
+def validate_usernames(names, what="leaked user") -> list[str]:
+    """The names, deduplicated in order; RotationError for one Render would not accept."""
+    out = []
+    for name in names or []:
+        if not isinstance(name, str) or not USERNAME_RE.match(name):
+            raise RotationError(f"{what} {name!r} is not a Render username "
+                                "(lowercase letters, digits and _, starting with a letter or _, at most 63)")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def derive_username(prefix: str, run_id: str, taken=()) -> str:
+    """``<prefix>_<run id>``, lower-cased to what Render accepts; ``_2``, ``_3``... when taken.
+
+    Deterministic: the same run id on the same listed users gives the same name, so a
+    re-run of an interrupted run asks for the same user.
+    """
+    prefix = validate_usernames([prefix], "user prefix")[0]
+    suffix = re.sub(r"[^a-z0-9_]", "", str(run_id).lower())
+    if not suffix:
+        raise RotationError(f"run id {run_id!r} holds no letter or digit to name the new user with")
+    base = f"{prefix}_{suffix}"[:MAX_USERNAME]
+    taken = set(taken)
+    name, counter = base, 1
+    while name in taken:
+        counter += 1
+        tail = f"_{counter}"
+        name = base[:MAX_USERNAME - len(tail)] + tail
+    return name
+
+
+def url_username(url) -> str | None:
+    """The user a postgres URL logs in as (``?user=`` wins, as in libpq); None if unusable."""
+    if not url:
+        return None
+    try:
+        return database_url_params(url)["login_user"] or None
+    except DatabaseUrlError:
+        return None
+
+
+def default_user(credentials) -> str | None:
+    return next((c.get("username") for c in credentials or [] if c.get("default")), None)
+
+
+def plan_rotation(credentials, leaked, *, prefix: str, run_id: str, env_users=None) -> dict:
+    """What is left to do, from the listed credentials alone.
+
+    ``credentials``: ``GET /postgres/{id}/credentials``; ``leaked``: the leaked usernames;
+    ``env_users``: ``{"<service> <KEY>": user the variable's URL names, or None}``.
+
+    The services move to the default user when it is not a leaked one (a user an
+    interrupted run created is the default, so it is reused); otherwise a new user is
+    created. There is work while a leaked user is still listed or a variable still names
+    one; then every step runs again (a deploy too: a re-run cannot tell whether the
+    running instances already have the new URL).
+    """
+    leaked = validate_usernames(leaked)
+    listed = [c.get("username") for c in credentials or []]
+    remaining = [name for name in leaked if name in listed]
+    env_users = dict(env_users or {})
+    env_on_leaked = sorted(where for where, user in env_users.items() if user in leaked)
+    current = default_user(credentials)
+    if current and current not in leaked:
+        new_user, create = current, False
+    else:
+        new_user, create = derive_username(prefix, run_id, taken=listed), True
+    if new_user in leaked:
+        raise RotationError(f"the new user {new_user} is one of the leaked users; choose another prefix")
+    rotate = bool(remaining or env_on_leaked)
+    steps = [s for s in STEPS if rotate and (create or s != "create_user")]
+    return {
+        "rotate": rotate,
+        "leaked_users": leaked,
+        "remaining": remaining,
+        "gone": [name for name in leaked if name not in listed],
+        "default_user": current,
+        "new_user": new_user,
+        "create_user": rotate and create,
+        "env_on_leaked": env_on_leaked,
+        "env_to_update": sorted(where for where, user in env_users.items() if user != new_user) if rotate else [],
+        "steps": steps,
+    }
+
+
+def busy_users(credentials, users) -> dict:
+    """``{user: openConnections}`` for the given users that still have sessions."""
+    wanted = set(users or [])
+    return {c["username"]: int(c.get("openConnections") or 0) for c in credentials or []
+            if c.get("username") in wanted and int(c.get("openConnections") or 0) > 0}
+
+
+def still_listed(credentials, users) -> list[str]:
+    listed = {c.get("username") for c in credentials or []}
+    return [name for name in users or [] if name in listed]
+
+
+# -- URLs from the new connection info ---------------------------------------------------------
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` logging in as ``user``/``password``; host, port, database and options kept."""
+    database_url_params(url)  # validates; its errors never hold the URL
+    parts = urlsplit(url)
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    # libpq's ?user= and ?password= would win over the user part: drop them.
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("user", "password")]
+    return parts._replace(netloc=netloc, query=urlencode(query, safe="/")).geturl()
+
+
+def rotation_urls(connection_info: dict, new_user: str, leaked, *, database_url: str | None = None,
+                  env_connection_string: str = "internal") -> dict:
+    """The services' new value and the run's database URL, from ``GET .../connection-info``.
+
+    Refuses when the connection info is not the new user's (the default changed under the
+    run). ``database_url`` (the run's own, e.g. recovery_database_url) is moved to the new
+    user only when it logs in as a leaked user; ``login_url`` is it with the new user's
+    credentials in any case, to prove the new login before the services get it.
+    """
+    key = f"{env_connection_string}ConnectionString"
+    value = (connection_info or {}).get(key)
+    password = (connection_info or {}).get("password")
+    if not value or not password:
+        raise RotationError(f"the connection info has no {key} or password")
+    named = url_username(value)
+    if named != new_user:
+        raise RotationError(f"the connection info is for user {named}, not the new default user {new_user}: "
+                            "the default user changed during the run; re-run to pick it up")
+    result = {"env_value": value, "database_url": database_url, "database_url_changed": False,
+              "login_url": None}
+    if database_url:
+        result["login_url"] = with_credentials(database_url, new_user, password)
+        if url_username(database_url) in set(leaked or []):
+            result.update(database_url=result["login_url"], database_url_changed=True)
+    return result
+
+
+def operator_actions(*, rotated: bool, database_url_changed: bool, new_user: str | None,
+                     deleted, environment: str = "<env>") -> list[str]:
+    """What the operator must do after the run; never a secret."""
+    if not rotated:
+        return []
+    actions = [f"The leaked database users {', '.join(deleted) or '(none left)'} are deleted; "
+               f"the services use {new_user}."]
+    if database_url_changed:
+        actions.append(f"Update vault_recovery_database_url in inventories/{environment}/group_vars/all/vault.yml "
+                       f"to the {new_user} connection string (Render Dashboard > the database > Connections; "
+                       "ansible-vault edit): the old one no longer logs in.")
+    return actions
