@@ -12,7 +12,10 @@ it (CREATE DATABASE ... TEMPLATE) and measures, in one run on the same machine:
   vacuum full     the sum of VACUUM FULL over the affected tables: the cost of one rewrite
   naive           one ALTER per column, as the old script did (same drops and recreations)
 
-and prints the ratios the targets are stated in:
+Every contender runs once per round (--rounds, default 3) on a fresh copy, the
+order rotated between rounds; the ratios are taken within each round and their
+medians printed, so a machine whose speed drifts during the run weighs on all
+contenders alike. The ratios the targets are stated in:
   naive / ours (total)                    target >= 1.7
   ours exclusive-lock window / VACUUM FULL target <= 1.6
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -57,7 +61,8 @@ def copy(cluster, name: str) -> str:
 def run_ours(url: str, fk_validation: str, collation: str | None = None) -> dict:
     conn = psycopg2.connect(url)
     start = time.monotonic()
-    outcome = convert(conn, ConversionRequest(fk_validation=fk_validation, collation=collation), RunOptions())
+    outcome = convert(conn, ConversionRequest(fk_validation=fk_validation, collation=collation),
+                      RunOptions(connect=lambda: psycopg2.connect(url)))
     total = time.monotonic() - start
     conn.close()
     assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]
@@ -98,6 +103,7 @@ def run_naive(url: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=1000, help="fixture scale (1000 is about 1.1 GB)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders; medians are printed")
     args = parser.parse_args()
 
     cluster = pg.create()
@@ -115,34 +121,50 @@ def main() -> int:
               f"{counts['foreign_keys']} FKs, built in {time.monotonic() - started:.0f} s; "
               f"conversion rewrites {len(plan.tables)} tables, {len(plan.columns)} columns")
 
-        results = {}
-        results["ours"] = run_ours(copy(cluster, "bench_ours"), "in_transaction")
-        pg.drop_database(cluster, "bench_ours")
-        results["ours+deferred"] = run_ours(copy(cluster, "bench_deferred"), "after_commit")
-        pg.drop_database(cluster, "bench_deferred")
-        results["ours+deferred+C"] = run_ours(copy(cluster, "bench_c"), "after_commit", "C")
-        pg.drop_database(cluster, "bench_c")
-        results["vacuum full"] = run_vacuum_full(copy(cluster, "bench_vacuum"),
-                                                 [t["relation"] for t in plan.tables])
-        pg.drop_database(cluster, "bench_vacuum")
-        results["naive"] = run_naive(copy(cluster, "bench_naive"))
-        pg.drop_database(cluster, "bench_naive")
+        relations = [t["relation"] for t in plan.tables]
+        contenders = {
+            "ours": lambda url: run_ours(url, "in_transaction"),
+            "ours+deferred": lambda url: run_ours(url, "after_commit"),
+            "ours+deferred+C": lambda url: run_ours(url, "after_commit", "C"),
+            "vacuum full": lambda url: run_vacuum_full(url, relations),
+            "naive": run_naive,
+        }
+        # Rounds, each running every contender on a fresh copy, the order rotated
+        # from round to round: a machine that slows down or speeds up during the
+        # run weighs on all of them alike. Ratios are taken within each round.
+        rounds = []
+        names = list(contenders)
+        for number in range(args.rounds):
+            results = {}
+            for name in names[number % len(names):] + names[:number % len(names)]:
+                database = "bench_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+                results[name] = contenders[name](copy(cluster, database))
+                pg.drop_database(cluster, database)
+            rounds.append(results)
+            print(f"round {number + 1}: " + ", ".join(f"{n} {r['total']:.1f}/{r['lock']:.1f} s"
+                                                     for n, r in results.items()))
+
+        def median_of(values):
+            return statistics.median(values)
 
         print()
+        print(f"medians of {args.rounds} rounds")
         print(f"{'contender':<18}{'total s':>10}{'exclusive lock s':>18}")
-        for name, result in results.items():
-            print(f"{name:<18}{result['total']:>10.1f}{result['lock']:>18.1f}")
+        for name in names:
+            print(f"{name:<18}{median_of([r[name]['total'] for r in rounds]):>10.1f}"
+                  f"{median_of([r[name]['lock'] for r in rounds]):>18.1f}")
         print()
-        vacuum = results["vacuum full"]["total"]
         ours = ("ours", "ours+deferred", "ours+deferred+C")
         for name in ours:
-            print(f"{'naive / ' + name + ' (total)':<44}{results['naive']['total'] / results[name]['total']:>6.2f}"
-                  "   target >= 1.7")
-            print(f"{name + ' lock window / VACUUM FULL sum':<44}{results[name]['lock'] / vacuum:>6.2f}"
-                  "   target <= 1.6")
+            total = median_of([r["naive"]["total"] / r[name]["total"] for r in rounds])
+            lock = median_of([r[name]["lock"] / r["vacuum full"]["total"] for r in rounds])
+            print(f"{'naive / ' + name + ' (total)':<44}{total:>6.2f}   target >= 1.7")
+            print(f"{name + ' lock window / VACUUM FULL sum':<44}{lock:>6.2f}   target <= 1.6")
         print()
         for name in ours:
-            print(f"{name} phases: {results[name]['timings']}")
+            phases = {phase: round(median_of([r[name]["timings"][phase] for r in rounds]), 3)
+                      for phase in rounds[0][name]["timings"]}
+            print(f"{name} phases (medians): {phases}")
     finally:
         cluster.stop(remove=True)
     return 0

@@ -98,6 +98,12 @@ options:
         index rebuilt (twice its size, 64 MB to 1 GB).
     type: str
     default: auto
+  after_commit_workers:
+    description:
+      - Connections that run the work after COMMIT at once (VALIDATE of FKs re-added NOT VALID, ANALYZE of the
+        changed columns), one table per connection at a time. Neither blocks the application.
+    type: int
+    default: 2
   progress_file:
     description: A file on the managed host to append progress lines to (which table, n of m), for C(tail -f).
     type: path
@@ -242,6 +248,7 @@ def main():
         "statement_timeout": {"type": "int", "default": 0},
         "maintenance_work_mem": {"type": "str", "default": "auto"},
         "progress_file": {"type": "path"},
+        "after_commit_workers": {"type": "int", "default": 2},
         "rewrite_mb_per_second": {"type": "float", "default": 50.0},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -258,6 +265,8 @@ def main():
         module.fail_json(msg=str(exc))
     if p["lock_timeout"] <= 0 or p["lock_retries"] < 0 or p["statement_timeout"] < 0:
         module.fail_json(msg="lock_timeout must be > 0, lock_retries and statement_timeout >= 0")
+    if not 1 <= p["after_commit_workers"] <= 16:
+        module.fail_json(msg="after_commit_workers must be between 1 and 16")
 
     try:
         conn = connect(p)
@@ -284,7 +293,8 @@ def main():
                              retry_base_seconds=p["lock_retry_delay"],
                              statement_timeout_ms=p["statement_timeout"],
                              maintenance_work_mem=p["maintenance_work_mem"],
-                             progress=_progress_writer(p["progress_file"]))
+                             progress=_progress_writer(p["progress_file"]),
+                             connect=lambda: connect(p), after_commit_workers=p["after_commit_workers"])
         try:
             outcome = convert(conn, request, options)
         except ConversionError as exc:

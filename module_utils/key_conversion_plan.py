@@ -78,7 +78,7 @@ class Plan:
     alter_sql: list[tuple[str, str]]  # (relation, statement)
     checked_relations: list[str]  # tables whose ALTER adds the temporary value check
     create_sql: list[str]
-    post_commit_sql: list[str]
+    post_commit_steps: list[tuple[str, str]]  # (relation, statement) run after COMMIT
     deferred_validations: list[tuple[str, str]]  # (relation, fk name) added NOT VALID
     estimate_seconds: int
     # What the operator should know but that does not stop the run.
@@ -95,6 +95,10 @@ class Plan:
         largest = max((t["largest_index_bytes"] for t in self.tables), default=0)
         megabytes = min(1024, max(64, 2 * largest // (1024 * 1024) + 1))
         return f"{megabytes}MB"
+
+    @property
+    def post_commit_sql(self) -> list[str]:
+        return [statement for _, statement in self.post_commit_steps]
 
     @property
     def check_cleanup_sql(self) -> list[str]:
@@ -311,9 +315,9 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         create_sql += q.create_trigger(trigger)
     for rule in rules:
         create_sql += q.create_rule(rule)
-    post_commit = [q.validate_foreign_key(rel, name) for rel, name in deferred]
+    post_commit = [(rel, q.validate_foreign_key(rel, name)) for rel, name in deferred]
     # A type change drops the statistics of the changed columns only: analyze those.
-    post_commit += [f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})"
+    post_commit += [(rel, f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})")
                     for rel, cols in sorted(by_table.items())]
 
     tables = []

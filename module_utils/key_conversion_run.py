@@ -15,8 +15,9 @@ import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+from ansible.module_utils.key_conversion_after_commit import run_after_commit
 from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
-from ansible.module_utils.key_conversion_sql import ident, literal
+from ansible.module_utils.key_conversion_sql import ident
 from ansible.module_utils.pg_catalog import CatalogReader, Column
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -42,6 +43,10 @@ class RunOptions:
     maintenance_work_mem: str = "auto"  # auto: sized from the largest index rebuilt
     sleep: object = time.sleep
     progress: object = None  # callable(str) or None
+    # After COMMIT, VALIDATE and ANALYZE run on this many connections at once
+    # (more from connect(), a zero-argument callable; None: the one connection).
+    connect: object = None
+    after_commit_workers: int = 2
     timings: dict = field(default_factory=dict)
 
 
@@ -193,19 +198,11 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
                               {"executed_sql": executed, "failed_statement": statement}) from None
     timings["exclusive_lock"] = round(time.monotonic() - locked_at, 3)
 
-    post_errors = []
     with phase("post_commit"):
-        conn.autocommit = True
-        # VALIDATE CONSTRAINT runs its check with maintenance_work_mem as work_mem:
-        # the same memory the in-transaction checks had, for this session only.
-        post_commit = [f"SET maintenance_work_mem TO {literal(_memory(options, plan))}", *plan.post_commit_sql]
-        for statement in post_commit:
-            say(statement)
-            try:
-                _execute(conn, statement)
-                executed.append(statement)
-            except Exception as exc:
-                post_errors.append(f"{statement}: {str(exc).strip()}")
+        done, post_errors = run_after_commit(
+            conn, plan.post_commit_steps, memory=_memory(options, plan), say=say,
+            connect=options.connect, workers=options.after_commit_workers if options.connect else 1)
+        executed += done
         try:
             fk_count_after = len(reader.foreign_keys())
         except Exception as exc:  # committed already: report, never claim a rollback

@@ -193,11 +193,22 @@ def test_check_mode_plan_executes_nothing(sink, pg_cluster):
     assert fingerprint(sink) == before
 
 
-def test_after_commit_validation_restores_the_same_fks(sink):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_after_commit_validation_restores_the_same_fks(sink, workers):
     before = fingerprint(sink)
     conn = app_conn(sink)
-    outcome = convert(conn, ConversionRequest(fk_validation="after_commit"), RunOptions())
+    extra = []
+
+    def connect():
+        extra.append(app_conn(sink))
+        return extra[-1]
+
+    outcome = convert(conn, ConversionRequest(fk_validation="after_commit"),
+                      RunOptions(connect=connect, after_commit_workers=workers))
     assert outcome["post_commit_errors"] == []
+    assert len(extra) == workers - 1 and all(c.closed for c in extra)
+    plan = outcome["plan"]
+    assert sorted(s for s in outcome["executed_sql"] if s in plan.post_commit_sql) == sorted(plan.post_commit_sql)
     assert any(s.endswith("VALIDATE CONSTRAINT \"documents_organization_id_fkey\"")
                for s in outcome["executed_sql"])
     conn.close()
