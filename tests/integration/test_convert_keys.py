@@ -11,6 +11,7 @@ from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
 from ansible.module_utils.pg_catalog import CatalogReader, Column
 
+from tests.db_connections import app_conn, dbname
 from tests.db_fingerprint import fingerprint
 
 KITCHEN_SINK = """
@@ -86,16 +87,6 @@ def kitchen_sink_sql(reader: str, key_type: str = "uuid") -> str:
     if key_type != "uuid":
         sql = re.sub(r"\buuid\b(?!\()", key_type, sql).replace(f"::{key_type}", "::uuid")
     return sql
-
-
-def app_conn(url):
-    conn = psycopg2.connect(url)
-    conn.autocommit = False
-    return conn
-
-
-def dbname(url: str) -> str:
-    return psycopg2.extensions.parse_dsn(url)["dbname"]
 
 
 @pytest.fixture

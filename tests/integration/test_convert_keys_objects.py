@@ -16,19 +16,10 @@ import pytest
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
 
+from tests.db_connections import app_conn, dbname
 from tests.db_fingerprint import fingerprint
 
 VARCHAR = "character varying(36)"
-
-
-def app_conn(url):
-    conn = psycopg2.connect(url)
-    conn.autocommit = False
-    return conn
-
-
-def dbname(url: str) -> str:
-    return psycopg2.extensions.parse_dsn(url)["dbname"]
 
 
 def run_sql(url: str, statements: str) -> None:
