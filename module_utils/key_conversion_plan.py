@@ -337,6 +337,5 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
 
     return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,
                 triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, checked_relations,
-                create_sql,
-                post_commit, deferred, estimate, notes)
+                create_sql, post_commit, deferred, estimate, notes)
 
