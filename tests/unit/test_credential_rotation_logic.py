@@ -151,16 +151,16 @@ def test_busy_and_listed_users():
 
 # -- URLs ----------------------------------------------------------------------------------------
 
-INFO = {"password": "n3w/p@ss",
-        "internalConnectionString": "postgresql://app_new:n3w%2Fp%40ss@dpg-x-a/appdb",
-        "externalConnectionString": "postgresql://app_new:n3w%2Fp%40ss@dpg-x-a.oregon-postgres.render.com/appdb"}
+INFO = {"password": "fake/p@ss",
+        "internalConnectionString": "postgresql://app_new:fake%2Fp%40ss@dpg-x-a/appdb",
+        "externalConnectionString": "postgresql://app_new:fake%2Fp%40ss@dpg-x-a.oregon-postgres.render.com/appdb"}
 RECOVERY = "postgresql://app_b:old@db.example.com:5432/appdb?sslmode=verify-full&sslrootcert=/ca.crt"
 
 
 def test_with_credentials_keeps_host_and_options_and_drops_query_credentials():
-    url = with_credentials(RECOVERY + "&password=x&user=y", "app_new", "n3w/p@ss")
+    url = with_credentials(RECOVERY + "&password=x&user=y", "app_new", "fake/p@ss")
     params = database_url_params(url)
-    assert (params["login_user"], params["login_password"]) == ("app_new", "n3w/p@ss")
+    assert (params["login_user"], params["login_password"]) == ("app_new", "fake/p@ss")
     assert (params["login_host"], params["login_port"], params["login_db"]) == ("db.example.com", 5432, "appdb")
     assert (params["ssl_mode"], params["ca_cert"]) == ("verify-full", "/ca.crt")
 
@@ -170,7 +170,7 @@ def test_the_run_url_moves_to_the_new_user_only_when_it_used_a_leaked_one():
     assert moved["env_value"] == INFO["internalConnectionString"]
     assert moved["database_url_changed"] is True
     assert database_url_params(moved["database_url"])["login_user"] == "app_new"
-    assert database_url_params(moved["database_url"])["login_password"] == "n3w/p@ss"
+    assert database_url_params(moved["database_url"])["login_password"] == "fake/p@ss"
 
     owner_url = RECOVERY.replace("app_b:old", "owner:secret")
     kept = rotation_urls(INFO, "app_new", ["app_a", "app_b"], database_url=owner_url, env_connection_string="external")
