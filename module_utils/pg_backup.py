@@ -165,19 +165,22 @@ def lock_exclusive(path: str, *, wait: bool = True) -> int | None:
     return fd
 
 
+def _entries(base: str) -> list[tuple[str, str]]:
+    """(name, path) of each entry of base, sorted by name; none when base is missing."""
+    try:
+        return [(name, os.path.join(base, name)) for name in sorted(os.listdir(base))]
+    except FileNotFoundError:
+        return []
+
+
 def stale_partials(base: str, identity: dict, *, now: float | None = None,
                    grace: float = PARTIAL_GRACE_SECONDS, remove: bool = True) -> list[str]:
     """Partial dumps of this database under base that no live run holds (see
     above), removed unless remove is false; their paths."""
     marker = f".partial-{database_tag(identity)}-"
     now = time.time() if now is None else now
-    try:
-        names = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
-        path = os.path.join(base, name)
+    for name, path in _entries(base):
         if not name.startswith(".") or marker not in name:
             continue
         st = os.lstat(path)
@@ -449,14 +452,8 @@ def row_count_check_sql(manifest: dict, token: str) -> str:
 def list_backups(backup_dir: str, label: str) -> list[dict]:
     """Every backup directory under <backup_dir>/<label>: path, id, manifest or error.
     Temporary directories of a dump in progress (dot names) are left out."""
-    base = label_dir(backup_dir, label)
-    try:
-        names = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
-        path = os.path.join(base, name)
+    for name, path in _entries(label_dir(backup_dir, label)):
         if name.startswith(".") or not os.path.isdir(path):
             continue
         try:
