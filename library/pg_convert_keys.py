@@ -76,6 +76,30 @@ options:
     type: str
     choices: [in_transaction, after_commit]
     default: in_transaction
+  index_build:
+    description:
+      - C(in_transaction) lets the rewrite rebuild every index of a rewritten table inside the lock window.
+        C(after_commit) drops the secondary indexes (not unique, backing no constraint, not the replica identity,
+        not clustered, not on a partitioned table) inside the transaction and builds them again with
+        C(CREATE INDEX CONCURRENTLY) right after commit, from their captured definitions and with their comments;
+        the lock window then holds only the heap rewrite and the unique indexes.
+      - With either C(after_commit) choice the work after commit is first recorded, inside the conversion
+        transaction, in the table C(key_conversion.pending_steps); each step removes its row, the table and schema
+        go when it is empty, and a later run finishes what a dead or failed run left (an invalid index left by an
+        interrupted build is dropped and built again). This needs C(CREATE) on the database.
+    type: str
+    choices: [in_transaction, after_commit]
+    default: in_transaction
+  value_check:
+    description:
+      - From uuid, how each new value is checked while the rewrite writes it (a temporary CHECK, no scan of its
+        own). C(round_trip) casts it back to uuid and compares (exact; about a third of the rewrite's time).
+        C(shape) checks 36 bytes with the hyphens in place, and relies for the lower-case hex digits on uuid's
+        built-in output function, which the plan confirms does the cast (no C(pg_cast) entry overrides it);
+        where one does, it checks C(round_trip). To uuid, the cast itself refuses anything that is not a UUID.
+    type: str
+    choices: [round_trip, shape]
+    default: round_trip
   lock_timeout:
     description: Milliseconds to wait for all locks in one attempt.
     type: int
@@ -100,8 +124,8 @@ options:
     default: auto
   after_commit_workers:
     description:
-      - Connections that run the work after COMMIT at once (VALIDATE of FKs re-added NOT VALID, ANALYZE of the
-        changed columns), one table per connection at a time. Neither blocks the application.
+      - Connections that run the work after COMMIT at once (index builds, VALIDATE of FKs re-added NOT VALID,
+        ANALYZE of the changed columns), one table per connection at a time. None of it blocks the application.
     type: int
     default: 2
   progress_file:
@@ -135,6 +159,7 @@ EXAMPLES = r"""
     database_url: "{{ recovery_database_url }}"
     scope: all
     fk_validation: after_commit
+    index_build: after_commit
     lock_timeout: 3000
   no_log: true
 """
@@ -142,7 +167,9 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description: Columns, tables (with sizes), FKs, views, policies, triggers, rules, refusals, unconverted columns,
-    lock order, the ordered SQL and the estimated seconds.
+    lock order, the ordered SQL, the statements for after commit (post_commit_sql), the secondary indexes built
+    after commit (deferred_indexes), steps an earlier run left unfinished (pending_after_commit) and the
+    estimated seconds.
   returned: always
   type: dict
 fk_count_before:
@@ -166,8 +193,9 @@ objects_recreated:
   returned: always
   type: dict
 timings:
-  description: Seconds per phase (plan, lock_wait, capture, drop, alter, recreate, validate, commit,
-    post_commit) and exclusive_lock, the time the ACCESS EXCLUSIVE locks were held.
+  description: Seconds per phase (earlier_run, finishing what an earlier run left; plan, lock_wait, capture,
+    drop, alter, recreate, validate, commit, post_commit) and exclusive_lock, the time the ACCESS EXCLUSIVE
+    locks were held.
   returned: when changed
   type: dict
 executed_sql:
@@ -184,7 +212,13 @@ import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.key_conversion_plan import FK_VALIDATION, SCOPES, ConversionRequest
+from ansible.module_utils.key_conversion_plan import (
+    FK_VALIDATION,
+    INDEX_BUILD,
+    SCOPES,
+    VALUE_CHECKS,
+    ConversionRequest,
+)
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
@@ -242,6 +276,8 @@ def main():
         "include_columns": {"type": "list", "elements": "str", "default": []},
         "include_arrays": {"type": "bool", "default": False},
         "fk_validation": {"type": "str", "choices": list(FK_VALIDATION), "default": "in_transaction"},
+        "index_build": {"type": "str", "choices": list(INDEX_BUILD), "default": "in_transaction"},
+        "value_check": {"type": "str", "choices": list(VALUE_CHECKS), "default": "round_trip"},
         "lock_timeout": {"type": "int", "default": 5000},
         "lock_retries": {"type": "int", "default": 5},
         "lock_retry_delay": {"type": "float", "default": 1.0},
@@ -257,7 +293,8 @@ def main():
     request = ConversionRequest(
         keys=p["keys"], scope=p["scope"], source_type=p["source_type"], target_type=p["target_type"],
         schemas=p["schemas"], include_columns=p["include_columns"], include_arrays=p["include_arrays"],
-        fk_validation=p["fk_validation"], rewrite_mb_per_second=p["rewrite_mb_per_second"],
+        fk_validation=p["fk_validation"], index_build=p["index_build"], value_check=p["value_check"],
+        rewrite_mb_per_second=p["rewrite_mb_per_second"],
         collation=p["collation"] or None)
     try:
         request.check()
@@ -281,7 +318,8 @@ def main():
             except DatabaseError as exc:
                 module.fail_json(msg=f"planning failed, nothing changed: {str(exc).strip()}")
             plan = planned["plan"]
-            result = _result(module, plan, changed=plan.needed, fk_count_before=planned["fk_count"],
+            result = _result(module, plan, changed=plan.needed or bool(plan.pending_after_commit),
+                             fk_count_before=planned["fk_count"],
                              fk_count_after=planned["fk_count"], executed_sql=[], lock_attempts=[])
             if plan.refusals:
                 module.fail_json(msg="refused before any change: " + "; ".join(plan.refusals), **result)

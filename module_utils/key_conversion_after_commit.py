@@ -1,8 +1,10 @@
-"""The work after a conversion's COMMIT: VALIDATE the FKs re-added NOT VALID,
+"""The work after a conversion's COMMIT: build the secondary indexes dropped
+inside (CREATE INDEX CONCURRENTLY), VALIDATE the FKs re-added NOT VALID,
 ANALYZE the changed columns.
 
-None of it blocks the application (VALIDATE CONSTRAINT takes SHARE UPDATE
-EXCLUSIVE on the referencing table and ROW SHARE on the referenced one), and
+None of it blocks the application (CREATE INDEX CONCURRENTLY and VALIDATE
+CONSTRAINT take SHARE UPDATE EXCLUSIVE on their table, VALIDATE ROW SHARE on
+the referenced one), and
 different tables do not wait for each other, so the statements run on a few
 connections at once, one table's statements in order on one connection (two
 of them on one table would only queue). A failure is reported, never raised:
@@ -15,22 +17,48 @@ import queue
 import threading
 from contextlib import suppress
 
-from ansible.module_utils.key_conversion_sql import literal
+from ansible.module_utils import key_conversion_sql as q
+
+# An index of this name in the table's schema, and whether it is valid.
+INDEX_NAMED = """
+SELECT ic.oid::regclass::text, i.indisvalid
+  FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid
+ WHERE ic.relname = %s AND ic.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = %s::regclass)
+"""
 
 
-def group_by_relation(steps: list[tuple[str, str]]) -> list[list[str]]:
-    """Statements grouped per relation, in their order; the largest groups
-    first so that the longest queue starts early."""
-    groups: dict[str, list[str]] = {}
-    for relation, statement in steps:
-        groups.setdefault(relation, []).append(statement)
-    return [groups[relation] for relation in sorted(groups, key=lambda r: (-len(groups[r]), r))]
+def group_by_relation(steps: list[tuple[str, str]]) -> list[tuple[str, list[tuple[int, str]]]]:
+    """(relation, [(step number, statement)]) per relation, in their order;
+    the largest groups first so that the longest queue starts early."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for number, (relation, statement) in enumerate(steps):
+        groups.setdefault(relation, []).append((number, statement))
+    return [(relation, groups[relation]) for relation in sorted(groups, key=lambda r: (-len(groups[r]), r))]
+
+
+def _drop_invalid_leftover(connection, relation: str, statement: str, say) -> str | None:
+    """A CREATE INDEX CONCURRENTLY that failed or was killed leaves an INVALID
+    index under its name, which IF NOT EXISTS would then skip: drop it first.
+    Returns the DROP executed, if any."""
+    name = q.concurrent_index_name(statement)
+    if name is None:
+        return None
+    with connection.cursor() as cur:
+        cur.execute(INDEX_NAMED, (name, relation))
+        found = cur.fetchone()
+        if not found or found[1]:
+            return None
+        drop = q.drop_index(found[0], concurrently=True)
+        say(f"dropping the invalid index {found[0]} an interrupted build left: {drop}")
+        cur.execute(drop)
+        return drop
 
 
 def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect=None, workers: int = 1,
-                     say=None) -> tuple[list[str], list[str]]:
+                     say=None, on_done=None) -> tuple[list[str], list[str]]:
     """Run ``steps`` ((relation, statement), autocommit) on ``conn`` and up to
-    ``workers - 1`` more connections from ``connect()``; (executed, errors)."""
+    ``workers - 1`` more connections from ``connect()``; (executed, errors).
+    ``on_done(connection, step number)`` follows each step that succeeded."""
     say = say or (lambda message: None)
     pending: queue.Queue = queue.Queue()
     for group in group_by_relation(steps):
@@ -50,17 +78,23 @@ def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect
     def work(connection):
         # VALIDATE CONSTRAINT runs its check with maintenance_work_mem as work_mem:
         # the memory the in-transaction checks had, for this session only.
-        statements = [f"SET maintenance_work_mem TO {literal(memory)}"]
+        statements = [(None, f"SET maintenance_work_mem TO {q.literal(memory)}")]
         while True:
             try:
-                group = pending.get_nowait()
+                relation, group = pending.get_nowait()
             except queue.Empty:
                 return
-            for statement in statements + group:
+            for number, statement in statements + group:
                 say(statement)
                 try:
+                    dropped = _drop_invalid_leftover(connection, relation, statement, say)
+                    if dropped:
+                        with lock:
+                            executed.append(dropped)
                     with connection.cursor() as cur:
                         cur.execute(statement)
+                    if on_done is not None and number is not None:
+                        on_done(connection, number)
                     with lock:
                         executed.append(statement)
                 except Exception as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.key_findings import conversion_seconds
 from ansible.module_utils.key_graph import fks_touching, linked_closure
@@ -19,6 +20,8 @@ from ansible.module_utils.pg_catalog import Column, split_type_spelling
 SCOPES = ("keys", "all")
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 FK_VALIDATION = ("in_transaction", "after_commit")
+INDEX_BUILD = ("in_transaction", "after_commit")
+VALUE_CHECKS = ("round_trip", "shape")
 # Rebuilt by ALTER COLUMN TYPE itself, or handled as FKs.
 HANDLED = {"index", "primary key", "unique constraint", "foreign key", "default",
            "extended statistics", "sequence", "exclusion constraint"}
@@ -34,6 +37,16 @@ class ConversionRequest:
     include_columns: list[str] = field(default_factory=list)
     include_arrays: bool = False
     fk_validation: str = "in_transaction"
+    # after_commit: secondary indexes of the rewritten tables are dropped inside
+    # the transaction (so the rewrite does not build them under the lock) and
+    # built again with CREATE INDEX CONCURRENTLY after COMMIT.
+    index_build: str = "in_transaction"
+    # From uuid, how each new value is checked during the rewrite: round_trip
+    # (cast back to uuid, compared: exact, and about a third of the rewrite's
+    # time) or shape (36 bytes, hyphens in place; that the rest is lower-case
+    # hex is what uuid's built-in output function prints, which the plan
+    # confirms is the one in use, else it checks round_trip).
+    value_check: str = "round_trip"
     rewrite_mb_per_second: float = 50.0
     # A collation for the converted columns, e.g. "C": bytewise order, which for
     # canonical UUID text is uuid's own order, and index builds several times
@@ -46,6 +59,10 @@ class ConversionRequest:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
         if self.fk_validation not in FK_VALIDATION:
             raise ValueError(f"fk_validation must be one of {', '.join(FK_VALIDATION)}")
+        if self.index_build not in INDEX_BUILD:
+            raise ValueError(f"index_build must be one of {', '.join(INDEX_BUILD)}")
+        if self.value_check not in VALUE_CHECKS:
+            raise ValueError(f"value_check must be one of {', '.join(VALUE_CHECKS)}")
         bad = [k for k in self.keys if k != "auto" and k.count(".") != 2]
         bad += [c for c in self.include_columns if c.count(".") != 2]
         if bad:
@@ -83,6 +100,12 @@ class Plan:
     estimate_seconds: int
     # What the operator should know but that does not stop the run.
     notes: list[str] = field(default_factory=list)
+    # Secondary indexes dropped inside and built CONCURRENTLY after COMMIT.
+    deferred_indexes: list[dict] = field(default_factory=list)
+    # Whether the post-commit steps are recorded durably (key_conversion_pending).
+    records_pending: bool = False
+    # Steps an earlier run recorded and did not finish: (position, relation, statement).
+    pending_after_commit: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def needed(self) -> bool:
@@ -130,6 +153,8 @@ class Plan:
             "lock_order": self.lock_relations,
             "sql": self.sql,
             "post_commit_sql": self.post_commit_sql,
+            "deferred_indexes": [ix["name"] for ix in self.deferred_indexes],
+            "pending_after_commit": [statement for _, _, statement in self.pending_after_commit],
             "maintenance_work_mem": self.maintenance_work_mem,
             "estimated_seconds": self.estimate_seconds,
         }
@@ -285,14 +310,25 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         fks_by_table.setdefault(fk.relation, []).append(fk)
     drop_sql += [q.drop_foreign_keys(rel, [fk.name for fk in group])
                  for rel, group in sorted(fks_by_table.items())]
+    deferred_indexes = []
+    if request.index_build == "after_commit":
+        # Partitioned tables keep theirs: CONCURRENTLY cannot build on them.
+        deferred_indexes = reader.secondary_indexes([Column(d["schema"], d["table"], d["column"])
+                                                     for d in columns if d["relkind"] == "r"])
+        drop_sql += [q.drop_index(ix["name"]) for ix in deferred_indexes]
     # From uuid, each new value is checked to be canonical UUID text during the
     # rewrite itself (arrays: the element cast already guarantees it).
     values_checked = source_fmt == "uuid"
+    value_check = request.value_check
+    if values_checked and value_check == "shape" and not reader.uuid_output_is_builtin(target_sql):
+        value_check = "round_trip"
+        notes.append(f"a cast from uuid to {target_fmt} or a changed uuid output function is in the catalog: "
+                     "values are checked round_trip, not by shape")
     alter_sql, checked_relations = [], []
     for rel, cols in sorted(by_table.items()):
         checked = [d["column"] for d in cols if not d["is_array"]] if values_checked else []
         alter_sql.append((rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols],
-                                               request.collation, checked)))
+                                               request.collation, checked, value_check)))
         if checked:
             checked_relations.append(rel)
     create_sql, deferred = [], []
@@ -315,7 +351,11 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         create_sql += q.create_trigger(trigger)
     for rule in rules:
         create_sql += q.create_rule(rule)
-    post_commit = [(rel, q.validate_foreign_key(rel, name)) for rel, name in deferred]
+    post_commit = [(ix["relation"], q.create_index_concurrently(ix["definition"], ix["bare_name"]))
+                   for ix in deferred_indexes]
+    post_commit += [(ix["relation"], q.comment_on_index(ix["name"], ix["comment"]))
+                    for ix in deferred_indexes if ix["comment"] is not None]
+    post_commit += [(rel, q.validate_foreign_key(rel, name)) for rel, name in deferred]
     # A type change drops the statistics of the changed columns only: analyze those.
     post_commit += [(rel, f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})")
                     for rel, cols in sorted(by_table.items())]
@@ -333,9 +373,20 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                             | {p["relation"] for p in policies} | {t["relation"] for t in triggers}
                             | {r["relation"] for r in rules})
     rewrite_bytes = sum(t["total_bytes"] for t in tables)
+    # Deferred work must survive a crash after COMMIT: it is recorded in a table.
+    records_pending = bool(deferred_indexes or deferred)
+    if records_pending and not pending.can_create(reader.conn):
+        refusals.append(f"building indexes or validating FKs after COMMIT needs a list of that work kept in "
+                        f"schema {pending.SCHEMA}, and this role may not create schemas in the database: grant "
+                        "it CREATE on the database, or use in_transaction")
+    try:
+        leftover = pending.read(reader.conn)
+    except pending.PendingListError as exc:
+        refusals.append(str(exc))
+        leftover = []
     estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)
 
     return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,
                 triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, checked_relations,
-                create_sql, post_commit, deferred, estimate, notes)
+                create_sql, post_commit, deferred, estimate, notes, deferred_indexes, records_pending, leftover)
 

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils.key_conversion_after_commit import run_after_commit
 from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
 from ansible.module_utils.key_conversion_sql import ident
@@ -81,7 +82,70 @@ def plan_only(conn, request: ConversionRequest) -> dict:
 
 def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     """Run the conversion; returns what was done. Raises ConversionError having
-    rolled back when refused, when locks cannot be had, or when a check fails."""
+    rolled back when refused, when locks cannot be had, or when a check fails.
+    One run per database at a time (an advisory lock for the whole run)."""
+    conn.rollback()
+    if not pending.try_lock(conn):
+        conn.rollback()
+        raise ConversionError("another key conversion is running on this database (it holds advisory lock "
+                              f"{pending.ADVISORY_LOCK_KEY}); nothing changed")
+    try:
+        conn.rollback()
+        return _convert(conn, request, options)
+    finally:
+        conn.rollback()
+        pending.unlock(conn)
+        conn.rollback()
+
+
+def _finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[str]]:
+    """Steps an earlier run committed to doing after its COMMIT and did not
+    finish (it died, or a step failed): run them now; (executed, errors)."""
+    try:
+        entries = pending.read(conn)
+    except pending.PendingListError as exc:
+        raise ConversionError(f"refused before any change: {exc}") from None
+    finally:
+        conn.rollback()
+    if not entries:
+        return [], []
+    say(f"finishing {len(entries)} steps an earlier run left for after its commit")
+    # auto sizes from a plan's largest index; a list left by a dead run has no plan: a moderate fixed size.
+    memory = options.maintenance_work_mem if options.maintenance_work_mem != "auto" else "256MB"
+    return _run_recorded(conn, entries, [], options, memory, say)
+
+
+def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: str,
+                  say) -> tuple[list[str], list[str]]:
+    """Run recorded after-commit steps, each deleting its row when done; then
+    check the deferred indexes against their captured definitions and drop
+    the list once it is empty; (executed, errors)."""
+    done, errors = run_after_commit(
+        conn, [(relation, statement) for _, relation, statement in entries], memory=memory,
+        say=say, connect=options.connect, workers=options.after_commit_workers if options.connect else 1,
+        on_done=lambda connection, number: pending.mark_done(connection, entries[number][0]))
+    conn.autocommit = False
+    try:
+        # In a transaction: definitions print qualified only under its empty search_path.
+        built = CatalogReader(conn).index_definitions([ix["name"] for ix in deferred_indexes])
+        conn.rollback()
+        for ix in deferred_indexes:
+            definition, valid = built.get(ix["name"], (None, False))
+            if definition != ix["definition"] or not valid:
+                errors.append(f"index {ix['name']} is {'missing' if definition is None else 'not valid'}"
+                              f" or differs after its build: {definition!r}, was {ix['definition']!r}")
+        conn.autocommit = True
+        if not pending.remove_if_empty(conn):
+            errors.append(f"steps remain in {pending.TABLE}; a re-run finishes them")
+    except Exception as exc:  # committed already: report, never claim a rollback
+        errors.append(f"checking the work after commit: {str(exc).strip()}")
+    finally:
+        _rollback_quietly(conn)
+        conn.autocommit = False
+    return done, errors
+
+
+def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     timings = options.timings
     phase = _phases(timings)
     say = options.progress or (lambda message: None)
@@ -90,6 +154,8 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     conn.autocommit = False
     lock_attempts = []
     plan = None
+    with phase("earlier_run"):
+        leftover_done, leftover_errors = _finish_leftover(conn, options, say)
 
     for attempt in range(options.lock_retries + 1):
         with phase("plan"):
@@ -103,9 +169,14 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
             if not outline.needed:
                 fk_count = len(reader.foreign_keys())
                 conn.rollback()
-                return {"changed": False, "plan": outline, "fk_count_before": fk_count,
-                        "fk_count_after": fk_count, "timings": timings,
-                        "lock_attempts": lock_attempts, "executed_sql": []}
+                return {"changed": bool(leftover_done or leftover_errors), "plan": outline,
+                        "fk_count_before": fk_count, "fk_count_after": fk_count, "timings": timings,
+                        "lock_attempts": lock_attempts, "executed_sql": leftover_done,
+                        "post_commit_errors": leftover_errors}
+            if leftover_errors:
+                raise ConversionError("an earlier run's work after its commit is still unfinished, nothing "
+                                      "new was started: " + "; ".join(leftover_errors),
+                                      {"post_commit_errors": leftover_errors, "executed_sql": leftover_done})
             conn.rollback()
         with phase("lock_wait"):
             _set_local(conn, options, outline)
@@ -179,6 +250,9 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
                 f"{len(plan.views) + len(plan.policies) + len(plan.triggers) + len(plan.rules)} objects")
             for statement in plan.create_sql:
                 run(statement)
+            recorded = pending.record(conn, plan.post_commit_steps) if plan.records_pending else []
+            if recorded:
+                executed.append(f"-- {len(recorded)} steps for after the commit recorded in {pending.TABLE}")
         statement = None
         with phase("validate"):
             say("validating inside the transaction")
@@ -199,19 +273,25 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     timings["exclusive_lock"] = round(time.monotonic() - locked_at, 3)
 
     with phase("post_commit"):
-        done, post_errors = run_after_commit(
-            conn, plan.post_commit_steps, memory=_memory(options, plan), say=say,
-            connect=options.connect, workers=options.after_commit_workers if options.connect else 1)
-        executed += done
+        if recorded:
+            done, post_errors = _run_recorded(conn, recorded, plan.deferred_indexes, options,
+                                              _memory(options, plan), say)
+        else:
+            done, post_errors = run_after_commit(
+                conn, plan.post_commit_steps, memory=_memory(options, plan), say=say,
+                connect=options.connect, workers=options.after_commit_workers if options.connect else 1)
+        executed = leftover_done + executed + done
         try:
             fk_count_after = len(reader.foreign_keys())
         except Exception as exc:  # committed already: report, never claim a rollback
             post_errors.append(f"counting foreign keys after commit: {str(exc).strip()}")
             fk_count_after = None
+        _rollback_quietly(conn)
         conn.autocommit = False
     return {"changed": True, "plan": plan, "fk_count_before": before["fk_total"],
             "fk_count_after": fk_count_after, "timings": timings,
-            "lock_attempts": lock_attempts, "executed_sql": executed, "post_commit_errors": post_errors,
+            "lock_attempts": lock_attempts, "executed_sql": executed,
+            "post_commit_errors": leftover_errors + post_errors,
             "row_counts": before["counts"]}
 
 
@@ -289,6 +369,9 @@ def _validate(reader, plan, before) -> list[str]:
                                f"{details[column['qualified']]['collation']}, not {plan.collation}")
     differences += _rows_and_values(reader.conn, plan, before["counts"])
     dependents = {(d.kind, d.name, d.column) for d in reader.column_dependents(columns)}
+    # Indexes built after COMMIT are compared with their definitions once built.
+    later = {ix["name"] for ix in plan.deferred_indexes}
+    dependents |= {dep for dep in before["dependents"] if dep[0] == "index" and dep[1] in later}
     for missing in sorted(before["dependents"] - dependents):
         differences.append(f"{missing[0]} {missing[1]} on {missing[2]} was not recreated")
     for extra in sorted(dependents - before["dependents"]):

@@ -9,6 +9,8 @@ exactly what the server printed.
 
 from __future__ import annotations
 
+import re
+
 POLICY_COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
 TRIGGER_STATES = {"D": "DISABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}
 RULE_STATES = {"D": "DISABLE RULE", "R": "ENABLE REPLICA RULE", "A": "ENABLE ALWAYS RULE"}
@@ -26,21 +28,26 @@ def literal(text: str | None) -> str:
 
 
 VALUE_CHECK = "key_conversion_value_check"
+# 36 characters, hyphens where canonical UUID text has them.
+UUID_SHAPE = "'________-____-____-____-____________'"
 
 
 def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str | None = None,
-                  checked: list[str] | None = None) -> str:
+                  checked: list[str] | None = None, value_check: str = "round_trip") -> str:
     """One ALTER TABLE carrying every column change of a table: one rewrite.
 
-    ``checked`` columns get a temporary CHECK that each value is canonical UUID
-    text. PostgreSQL evaluates a constraint added by the rewriting ALTER while
-    it rewrites, so the check costs no scan of its own; drop it right after
-    (``drop_value_check``)."""
+    ``checked`` columns get a temporary CHECK on each value: ``round_trip``,
+    canonical UUID text (cast to uuid and back, unchanged); ``shape``, 36
+    bytes with the four hyphens in place. PostgreSQL evaluates a constraint
+    added by the rewriting ALTER while it rewrites, so the check costs no scan
+    of its own; drop it right after (``drop_value_check``)."""
     collate = f" COLLATE {ident(collation)}" if collation else ""
     changes = [f"ALTER COLUMN {ident(col)} TYPE {new_type}{collate} USING {ident(col)}::{new_type}"
                for col, new_type in columns]
     if checked:
-        condition = " AND ".join(f"{ident(col)}::uuid::text = {ident(col)}" for col in checked)
+        condition = " AND ".join((f"{ident(col)}::uuid::text = {ident(col)}" if value_check == "round_trip"
+                                  else f"(octet_length({ident(col)}) = 36 AND {ident(col)} LIKE {UUID_SHAPE})")
+                                 for col in checked)
         changes.append(f"ADD CONSTRAINT {ident(VALUE_CHECK)} CHECK ({condition})")
     return f"ALTER TABLE {relation} " + ", ".join(changes)
 
@@ -75,6 +82,48 @@ def with_not_valid(definition: str) -> str:
 
 def validate_foreign_key(relation: str, name: str) -> str:
     return f"ALTER TABLE {relation} VALIDATE CONSTRAINT {ident(name)}"
+
+
+# -- secondary indexes built after COMMIT ------------------------------------
+
+CONCURRENT_INDEX = re.compile(r'^CREATE INDEX CONCURRENTLY IF NOT EXISTS ("(?:[^"]|"")+") ON ')
+
+
+def _after_index_name(definition: str) -> str:
+    """What follows the index name in 'CREATE INDEX <name> ON ...', the name
+    printed by quote_identifier: bare, or double-quoted with "" inside."""
+    prefix = "CREATE INDEX "
+    if not definition.startswith(prefix):
+        raise ValueError(f"not a plain CREATE INDEX: {definition}")
+    rest = definition[len(prefix):]
+    if rest.startswith('"'):
+        end = 1
+        while True:
+            end = rest.index('"', end)
+            if rest[end + 1:end + 2] != '"':
+                return rest[end + 1:]
+            end += 2
+    return rest[rest.index(" "):]
+
+
+def create_index_concurrently(definition: str, bare_name: str) -> str:
+    """pg_get_indexdef's statement, built without blocking writes and skipped
+    when the index is there (a re-run after a crash)."""
+    return f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {ident(bare_name)}{_after_index_name(definition)}"
+
+
+def concurrent_index_name(statement: str) -> str | None:
+    """The bare index name of a create_index_concurrently statement, else None."""
+    match = CONCURRENT_INDEX.match(statement)
+    return match.group(1)[1:-1].replace('""', '"') if match else None
+
+
+def drop_index(name: str, *, concurrently: bool = False) -> str:
+    return f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}{name}"
+
+
+def comment_on_index(name: str, comment: str) -> str:
+    return f"COMMENT ON INDEX {name} IS {literal(comment)}"
 
 
 # -- views and materialized views -------------------------------------------

@@ -292,7 +292,7 @@ class CatalogReader:
                                   WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique constraint'
                                   WHEN 'x' THEN 'exclusion constraint' ELSE 'constraint' END
                 WHEN d.classid = 'pg_attrdef'::regclass AND ga.attgenerated <> '' THEN 'generated column'
-                WHEN d.classid = 'pg_class'::regclass AND cl.relkind = 'i' THEN 'index'
+                WHEN d.classid = 'pg_class'::regclass AND cl.relkind IN ('i', 'I') THEN 'index'
                 WHEN d.classid = 'pg_class'::regclass AND cl.relkind = 'S' THEN 'sequence'
                 WHEN d.classid = 'pg_class'::regclass AND cl.relkind = 'c' THEN 'composite type'
                 WHEN d.classid = 'pg_class'::regclass THEN 'relation'
@@ -610,6 +610,72 @@ class CatalogReader:
                  size, est, largest_index, collation) in rows
         ]
 
+    def secondary_indexes(self, columns) -> list[dict]:
+        """Indexes of the tables of ``columns`` (the columns about to change
+        type) that CREATE INDEX CONCURRENTLY can build again after COMMIT from
+        their definition: valid, not unique, backing no constraint, nothing
+        depending on them, not the replica identity, not clustered, not part of
+        a partitioned index, on a plain table, in the default tablespace, no
+        per-column statistics target; and over the changing columns only as
+        plain key columns with the default operator class, never inside an
+        expression or predicate (whose meaning the new type could change, or
+        which might not parse over it). Everything else stays inside the
+        transaction, where ALTER TYPE rebuilds it and any failure rolls back."""
+        if not columns:
+            return []
+        self.qualify_output()
+        rows = self._rows(
+            """
+            WITH changing AS (
+              SELECT c.oid AS relid, a.attnum
+                FROM unnest(%s::text[], %s::text[], %s::text[]) t(s, r, a_name)
+                JOIN pg_namespace n ON n.nspname = t.s
+                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = t.a_name
+            )
+            SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, ic.relname,
+                   pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'),
+                   pg_relation_size(i.indexrelid)
+              FROM pg_index i
+              JOIN pg_class ic ON ic.oid = i.indexrelid
+              JOIN pg_class t ON t.oid = i.indrelid
+             WHERE i.indrelid IN (SELECT relid FROM changing)
+               AND t.relkind = 'r' AND ic.relkind = 'i'
+               AND i.indisvalid AND i.indisready AND NOT i.indisunique
+               AND NOT i.indisreplident AND NOT i.indisclustered AND ic.reltablespace = 0
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indexrelid)
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0)
+               -- a changing column as a key column: only with its type's default operator class
+               AND NOT EXISTS (SELECT 1 FROM generate_subscripts(i.indclass, 1) k
+                                 JOIN pg_opclass opc ON opc.oid = i.indclass[k]
+                                WHERE (i.indrelid, i.indkey[k]) IN (SELECT relid, attnum FROM changing)
+                                  AND NOT opc.opcdefault)
+               -- and never inside an expression or the predicate (a Var of it in the node tree)
+               AND NOT EXISTS (SELECT 1 FROM changing ch, regexp_matches(
+                                   COALESCE(i.indexprs::text, '') || COALESCE(i.indpred::text, ''),
+                                   ':varattno (\\d+)', 'g') m
+                                WHERE ch.relid = i.indrelid AND ch.attnum = m[1]::int)
+             ORDER BY 1, 2
+            """,
+            ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
+        )
+        return [{"relation": rel, "name": name, "bare_name": bare, "definition": definition,
+                 "comment": comment, "bytes": size}
+                for rel, name, bare, definition, comment, size in rows]
+
+    def index_definitions(self, names) -> dict[str, tuple[str, bool]]:
+        """{qualified index name: (pg_get_indexdef, valid)} for those that exist."""
+        if not names:
+            return {}
+        self.qualify_output()
+        return {name: (definition, valid) for name, definition, valid in self._rows(
+            "SELECT n, pg_get_indexdef(i.indexrelid), i.indisvalid FROM unnest(%s::text[]) n "
+            "JOIN pg_index i ON i.indexrelid = to_regclass(n)", (list(names),))}
+
     def relation_acls(self, relations) -> dict[str, str | None]:
         if not relations:
             return {}
@@ -635,6 +701,19 @@ class CatalogReader:
         return [{"pid": pid, "mode": mode, "relation": rel, "user": user, "state": state,
                  "query": query if query is not None else "<hidden>"}
                 for pid, mode, rel, user, state, query in rows]
+
+    def uuid_output_is_builtin(self, target_sql: str) -> bool:
+        """Whether uuid -> target_sql goes through uuid's built-in output
+        function (uuid_out, canonical lower-case text): no pg_cast entry
+        overrides it and uuid's output function is uuid_out."""
+        base, _, _ = split_type_spelling(target_sql)
+        (builtin,), = self._rows(
+            """
+            SELECT (SELECT typoutput = 'uuid_out'::regproc FROM pg_type WHERE oid = 'uuid'::regtype)
+               AND NOT EXISTS (SELECT 1 FROM pg_cast
+                                WHERE castsource = 'uuid'::regtype AND casttarget = %s::regtype)
+            """, (base,))
+        return builtin
 
     def resolve_type(self, type_sql: str) -> tuple[str, str]:
         """(pg_type.typname, format_type text) of a type written in SQL, e.g.

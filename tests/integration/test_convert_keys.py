@@ -465,3 +465,25 @@ def test_a_recreation_that_fails_rolls_back_and_names_the_statement(make_databas
     assert err.value.details["failed_statement"].startswith("CREATE VIEW public.org_audit")
     conn.close()
     assert fingerprint(url) == before
+
+
+def test_shape_value_check_converts_and_falls_back_when_a_cast_overrides_uuid_output(sink, pg_cluster):
+    conn = app_conn(sink)
+    request = ConversionRequest(value_check="shape")
+    plan = plan_only(conn, request)["plan"]
+    assert all("LIKE '________-____-____-____-____________'" in s for _, s in plan.alter_sql if "CHECK" in s)
+    # A cast from uuid to varchar in the catalog (only a superuser can add one)
+    # means the output is not uuid_out's: the exact round trip is checked instead.
+    with psycopg2.connect(pg_cluster.admin_url(dbname(sink))) as admin, admin.cursor() as cur:
+        cur.execute("CREATE CAST (uuid AS varchar) WITH INOUT")
+    conn.rollback()
+    plan = plan_only(conn, request)["plan"]
+    assert all("::uuid::text" in s for _, s in plan.alter_sql if "CHECK" in s)
+    assert any("checked round_trip" in note for note in plan.notes)
+    with psycopg2.connect(pg_cluster.admin_url(dbname(sink))) as admin, admin.cursor() as cur:
+        cur.execute("DROP CAST (uuid AS varchar)")
+    conn.rollback()
+    outcome = convert(conn, request, RunOptions())
+    assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]
+    assert convert(conn, request, RunOptions())["changed"] is False
+    conn.close()

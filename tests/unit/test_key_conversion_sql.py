@@ -1,5 +1,6 @@
 """SQL text builders for the conversion: quoting, one ALTER per table, recreation."""
 
+import pytest
 from ansible.module_utils import key_conversion_sql as q
 
 
@@ -83,3 +84,28 @@ def test_policy_trigger_and_rule_recreation():
             "comment": None}
     assert q.create_rule(rule) == ["CREATE RULE r AS ..."]
     assert q.drop_rule(rule) == 'DROP RULE "r" ON public.d'
+
+
+@pytest.mark.parametrize("definition, name, expected", [
+    ("CREATE INDEX ix_a ON public.t USING btree (a)", "ix_a",
+     'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_a" ON public.t USING btree (a)'),
+    ('CREATE INDEX "Odd ""Name"" ON x" ON "S"."T" USING btree (lower(b)) WHERE (c IS NULL)', 'Odd "Name" ON x',
+     'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Odd ""Name"" ON x" ON "S"."T" USING btree (lower(b)) '
+     "WHERE (c IS NULL)"),
+])
+def test_an_index_definition_becomes_a_concurrent_build_that_names_its_index(definition, name, expected):
+    statement = q.create_index_concurrently(definition, name)
+    assert statement == expected
+    assert q.concurrent_index_name(statement) == name
+    assert q.concurrent_index_name("ANALYZE public.t") is None
+
+
+def test_only_plain_index_definitions_are_rebuilt_concurrently():
+    with pytest.raises(ValueError, match="not a plain CREATE INDEX"):
+        q.create_index_concurrently("CREATE UNIQUE INDEX u ON public.t USING btree (a)", "u")
+
+
+def test_the_shape_value_check_is_length_and_hyphens_in_the_same_one_statement():
+    sql = q.alter_columns("public.t", [("id", "varchar(36)")], checked=["id"], value_check="shape")
+    assert sql.endswith('CHECK ((octet_length("id") = 36 AND "id" LIKE \'________-____-____-____-____________\'))')
+    assert sql.count("ALTER TABLE") == 1

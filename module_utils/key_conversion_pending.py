@@ -1,0 +1,120 @@
+"""A durable list of the work a conversion leaves for after its COMMIT.
+
+Index builds (CREATE INDEX CONCURRENTLY) and FK validations deferred past the
+COMMIT must not be lost if the run dies between COMMIT and their end: the
+database would keep working without an index, or with an FK left NOT VALID,
+and a re-run, finding every column converted, would have nothing to do. So
+the conversion writes those steps into a table of its own inside the
+conversion transaction (they exist exactly when the conversion committed),
+each step deletes its row when it has run, and the table and its schema go
+away when the list is empty. A later run finds what is left and finishes it.
+
+The steps are SQL this tool executes as the table owner, so a list anyone
+else could have written to is refused rather than run.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from ansible.module_utils.key_conversion_sql import ident
+
+SCHEMA = "key_conversion"
+TABLE = f"{ident(SCHEMA)}.{ident('pending_steps')}"
+# One conversion at a time per database: pg_try_advisory_lock(ADVISORY_LOCK_KEY).
+ADVISORY_LOCK_KEY = 0x6B63_5F31  # "kc_1"
+WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+class PendingListError(Exception):
+    """The list exists but cannot be trusted or read."""
+
+
+def _rows(conn, query: str, params=None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def exists(conn) -> bool:
+    return _rows(conn, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,))[0][0]
+
+
+def can_create(conn) -> bool:
+    """Whether this role may create the list's schema (or it is there already)."""
+    return _rows(conn, "SELECT has_database_privilege(current_database(), 'CREATE') "
+                       "OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s "
+                       "AND pg_has_role(nspowner, 'USAGE'))", (SCHEMA,))[0][0]
+
+
+def read(conn) -> list[tuple[int, str, str]]:
+    """[(position, relation, statement)] left by an earlier run, in order; []
+    when there is no list. Refused when the table or its schema is owned by
+    another role, or another role may write to it."""
+    if not exists(conn):
+        return []
+    (owner_ok, writers), = _rows(
+        conn,
+        """
+        SELECT pg_has_role(c.relowner, 'USAGE') AND pg_has_role(n.nspowner, 'USAGE'),
+               ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
+                        FROM aclexplode(c.relacl) a
+                      WHERE a.grantee <> c.relowner AND a.privilege_type = ANY(%s))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass(%s)
+        """,
+        (list(WRITE_PRIVILEGES), TABLE))
+    if not owner_ok:
+        raise PendingListError(f"{TABLE} is owned by a role that is not this one: its steps are not run")
+    if writers:
+        raise PendingListError(f"{TABLE} may be written by {', '.join(writers)}: its steps are not run; "
+                               "revoke those grants, check its rows, and run again")
+    return [(position, relation, statement) for position, relation, statement in _rows(
+        conn, f"SELECT position, relation, statement FROM {TABLE} ORDER BY position")]
+
+
+def record(conn, steps: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """Write ``steps`` (relation, statement) into the list in the caller's
+    transaction; returns them with their positions."""
+    if not steps:
+        return []
+    for statement in (f"CREATE SCHEMA IF NOT EXISTS {ident(SCHEMA)}",
+                      f"CREATE TABLE IF NOT EXISTS {TABLE} (position integer PRIMARY KEY, "
+                      "relation text NOT NULL, statement text NOT NULL, "
+                      "recorded_at timestamptz NOT NULL DEFAULT now())",
+                      f"REVOKE ALL ON {TABLE} FROM PUBLIC"):
+        _rows(conn, statement)
+    (start,), = _rows(conn, f"SELECT COALESCE(max(position), 0) FROM {TABLE}")
+    entries = [(start + number, relation, statement) for number, (relation, statement) in enumerate(steps, 1)]
+    _rows(conn, f"INSERT INTO {TABLE} (position, relation, statement) "
+                "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[])",
+          ([e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries]))
+    return entries
+
+
+def mark_done(conn, position: int) -> None:
+    """Autocommit connection: the step at ``position`` has run."""
+    _rows(conn, f"DELETE FROM {TABLE} WHERE position = %s", (position,))
+
+
+def remove_if_empty(conn) -> bool:
+    """Autocommit connection: drop the list and its schema once no step is
+    left; True when nothing is left."""
+    if not exists(conn):
+        return True
+    if _rows(conn, f"SELECT EXISTS (SELECT 1 FROM {TABLE})")[0][0]:
+        return False
+    _rows(conn, f"DROP TABLE {TABLE}")
+    with suppress(Exception):  # something else was put in the schema: leave it
+        _rows(conn, f"DROP SCHEMA {ident(SCHEMA)}")
+    return True
+
+
+def try_lock(conn) -> bool:
+    """A session-level advisory lock: one conversion run per database at a time."""
+    return _rows(conn, "SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))[0][0]
+
+
+def unlock(conn) -> None:
+    with suppress(Exception):  # a lost connection has released it already
+        _rows(conn, "SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
