@@ -353,8 +353,10 @@ def main():
         elif module._diff:
             result["diff"] = _diff(plan)
         if result["post_commit_errors"]:
-            module.fail_json(msg="converted and committed, but after commit: "
-                                 + "; ".join(result["post_commit_errors"]), **result)
+            done = ("converted and committed, but after commit: " if plan.needed
+                    else "nothing left to convert, but the work an earlier run left for after its commit "
+                         "is unfinished: ")
+            module.fail_json(msg=done + "; ".join(result["post_commit_errors"]), **result)
         module.exit_json(**result)
     finally:
         conn.close()

@@ -54,11 +54,28 @@ def _drop_invalid_leftover(connection, relation: str, statement: str, say) -> st
         return drop
 
 
+def invalid_builds(conn, steps: list[tuple[str, str]]) -> list[str]:
+    """For each CREATE INDEX CONCURRENTLY among ``steps``: a message when its
+    index is missing or not valid afterwards."""
+    problems = []
+    for relation, statement in steps:
+        name = q.concurrent_index_name(statement)
+        if name is None:
+            continue
+        with conn.cursor() as cur:
+            cur.execute(INDEX_NAMED, (name, relation))
+            found = cur.fetchone()
+        if not found or not found[1]:
+            problems.append(f"index {name} on {relation} is {'not valid' if found else 'missing'} after its build")
+    return problems
+
+
 def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect=None, workers: int = 1,
-                     say=None, on_done=None) -> tuple[list[str], list[str]]:
+                     say=None, on_done=None, on_connect=None) -> tuple[list[str], list[str]]:
     """Run ``steps`` ((relation, statement), autocommit) on ``conn`` and up to
     ``workers - 1`` more connections from ``connect()``; (executed, errors).
-    ``on_done(connection, step number)`` follows each step that succeeded."""
+    ``on_connect(connection)`` prepares each extra connection, ``on_done(connection,
+    step number)`` follows each step that succeeded."""
     say = say or (lambda message: None)
     pending: queue.Queue = queue.Queue()
     for group in group_by_relation(steps):
@@ -104,6 +121,14 @@ def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect
 
     for connection in connections:
         connection.autocommit = True
+    for extra in list(connections[1:]) if on_connect else []:
+        try:
+            on_connect(extra)
+        except Exception as exc:  # fewer workers, never a failure
+            say(f"after commit: one connection fewer ({str(exc).strip()})")
+            connections.remove(extra)
+            with suppress(Exception):
+                extra.close()
     threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in connections[1:]]
     for thread in threads:
         thread.start()

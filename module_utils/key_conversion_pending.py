@@ -23,11 +23,21 @@ SCHEMA = "key_conversion"
 TABLE = f"{ident(SCHEMA)}.{ident('pending_steps')}"
 # One conversion at a time per database: pg_try_advisory_lock(ADVISORY_LOCK_KEY).
 ADVISORY_LOCK_KEY = 0x6B63_5F31  # "kc_1"
+# Held shared by every extra connection working after COMMIT: a backend that
+# outlives its dead run (a CREATE INDEX CONCURRENTLY goes on until it tries to
+# answer) keeps the next run from starting the same work beside it.
+WORKER_LOCK_KEY = 0x6B63_5F32  # "kc_2"
 WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
 class PendingListError(Exception):
-    """The list exists but cannot be trusted or read."""
+    """The list cannot be trusted or read. ``list_found``: a list is there (its
+    work may be unfinished: every run stops); else only a schema of that name
+    belongs to someone else (only runs that would keep a list there stop)."""
+
+    def __init__(self, message: str, *, list_found: bool = True):
+        super().__init__(message)
+        self.list_found = list_found
 
 
 def _rows(conn, query: str, params=None) -> list[tuple]:
@@ -37,6 +47,15 @@ def _rows(conn, query: str, params=None) -> list[tuple]:
 
 
 def exists(conn) -> bool:
+    """Whether the list is there; PendingListError when its schema is there
+    but not this role's (whatever is in it is nothing this tool wrote)."""
+    schema = _rows(conn, "SELECT pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+    if not schema:
+        return False
+    if not schema[0][0]:
+        raise PendingListError(f"schema {SCHEMA} exists and is owned by another role: this tool keeps its "
+                               "list of work after COMMIT there, so it does not use it; rename or drop it",
+                               list_found=False)
     return _rows(conn, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,))[0][0]
 
 
@@ -47,28 +66,41 @@ def can_create(conn) -> bool:
                        "AND pg_has_role(nspowner, 'USAGE'))", (SCHEMA,))[0][0]
 
 
+def _writers(conn) -> tuple[bool, list[str]]:
+    """(owned by this role, [other roles that may write to it, by table or column grants])."""
+    (owner_ok, writers), = _rows(
+        conn,
+        """
+        SELECT pg_has_role(c.relowner, 'USAGE') AND pg_has_role(n.nspowner, 'USAGE'),
+               ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
+                       FROM (SELECT (aclexplode(c.relacl)).*
+                             UNION ALL
+                             SELECT (aclexplode(att.attacl)).* FROM pg_attribute att
+                              WHERE att.attrelid = c.oid AND att.attacl IS NOT NULL) a
+                      WHERE a.grantee <> c.relowner AND a.privilege_type = ANY(%s))
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass(%s)
+        """,
+        (list(WRITE_PRIVILEGES), TABLE))
+    return owner_ok, list(writers)
+
+
+def _check_trusted(conn) -> None:
+    owner_ok, writers = _writers(conn)
+    if not owner_ok:
+        raise PendingListError(f"{TABLE} is owned by a role that is not this one: its steps are not run")
+    if writers:
+        raise PendingListError(f"{TABLE} may be written by {', '.join(writers)}: its steps are not run; "
+                               "revoke those grants, check its rows, and run again")
+
+
 def read(conn) -> list[tuple[int, str, str]]:
     """[(position, relation, statement)] left by an earlier run, in order; []
     when there is no list. Refused when the table or its schema is owned by
     another role, or another role may write to it."""
     if not exists(conn):
         return []
-    (owner_ok, writers), = _rows(
-        conn,
-        """
-        SELECT pg_has_role(c.relowner, 'USAGE') AND pg_has_role(n.nspowner, 'USAGE'),
-               ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
-                        FROM aclexplode(c.relacl) a
-                      WHERE a.grantee <> c.relowner AND a.privilege_type = ANY(%s))
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = to_regclass(%s)
-        """,
-        (list(WRITE_PRIVILEGES), TABLE))
-    if not owner_ok:
-        raise PendingListError(f"{TABLE} is owned by a role that is not this one: its steps are not run")
-    if writers:
-        raise PendingListError(f"{TABLE} may be written by {', '.join(writers)}: its steps are not run; "
-                               "revoke those grants, check its rows, and run again")
+    _check_trusted(conn)
     return [(position, relation, statement) for position, relation, statement in _rows(
         conn, f"SELECT position, relation, statement FROM {TABLE} ORDER BY position")]
 
@@ -84,6 +116,12 @@ def record(conn, steps: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
                       "recorded_at timestamptz NOT NULL DEFAULT now())",
                       f"REVOKE ALL ON {TABLE} FROM PUBLIC"):
         _rows(conn, statement)
+    # Default privileges may have granted others rights on it as it was made: take them back.
+    owner_ok, writers = _writers(conn)
+    if owner_ok:
+        for role in writers:
+            _rows(conn, f"REVOKE ALL ON {TABLE} FROM {ident(role)}")
+    _check_trusted(conn)  # made by someone else meanwhile: refused, and the conversion rolls back
     (start,), = _rows(conn, f"SELECT COALESCE(max(position), 0) FROM {TABLE}")
     entries = [(start + number, relation, statement) for number, (relation, statement) in enumerate(steps, 1)]
     _rows(conn, f"INSERT INTO {TABLE} (position, relation, statement) "
@@ -110,9 +148,25 @@ def remove_if_empty(conn) -> bool:
     return True
 
 
-def try_lock(conn) -> bool:
-    """A session-level advisory lock: one conversion run per database at a time."""
-    return _rows(conn, "SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))[0][0]
+def try_lock(conn) -> str | None:
+    """Take the session-level lock of one conversion run per database; None
+    when taken, else why not (the lock is then not held)."""
+    if not _rows(conn, "SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))[0][0]:
+        return f"another key conversion is running on this database (it holds advisory lock {ADVISORY_LOCK_KEY})"
+    if _rows(conn, "SELECT pg_try_advisory_lock(%s)", (WORKER_LOCK_KEY,))[0][0]:
+        _rows(conn, "SELECT pg_advisory_unlock(%s)", (WORKER_LOCK_KEY,))
+        return None
+    pids = [pid for pid, in _rows(conn, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                                        "AND database = (SELECT oid FROM pg_database "
+                                        "WHERE datname = current_database()) ORDER BY 1", (WORKER_LOCK_KEY,))]
+    unlock(conn)
+    return (f"backends of an earlier conversion run are still working after its commit (pids "
+            f"{', '.join(map(str, pids)) or 'unknown'}); wait for them or end them, then run again")
+
+
+def hold_worker_lock(conn) -> None:
+    """On an extra after-commit connection (autocommit): see WORKER_LOCK_KEY."""
+    _rows(conn, "SELECT pg_advisory_lock_shared(%s)", (WORKER_LOCK_KEY,))
 
 
 def unlock(conn) -> None:

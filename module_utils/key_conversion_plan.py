@@ -356,8 +356,11 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     post_commit += [(ix["relation"], q.comment_on_index(ix["name"], ix["comment"]))
                     for ix in deferred_indexes if ix["comment"] is not None]
     post_commit += [(rel, q.validate_foreign_key(rel, name)) for rel, name in deferred]
-    # A type change drops the statistics of the changed columns only: analyze those.
-    post_commit += [(rel, f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})")
+    # A type change drops the statistics of the changed columns only: analyze those;
+    # the whole table where an expression index was dropped (its statistics went with it).
+    expressions = {ix["relation"] for ix in deferred_indexes if ix["has_expressions"]}
+    post_commit += [(rel, f"ANALYZE {rel}" if rel in expressions
+                     else f"ANALYZE {rel} ({', '.join(q.ident(d['column']) for d in cols)})")
                     for rel, cols in sorted(by_table.items())]
 
     tables = []
@@ -382,7 +385,9 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     try:
         leftover = pending.read(reader.conn)
     except pending.PendingListError as exc:
-        refusals.append(str(exc))
+        # A list found and not trusted may hold unfinished work: stop. A schema of
+        # that name that is someone else's stops only the runs that would use it.
+        (refusals if records_pending or exc.list_found else notes).append(str(exc))
         leftover = []
     estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)
 

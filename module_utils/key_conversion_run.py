@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from ansible.module_utils import key_conversion_pending as pending
-from ansible.module_utils.key_conversion_after_commit import run_after_commit
+from ansible.module_utils.key_conversion_after_commit import invalid_builds, run_after_commit
 from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
 from ansible.module_utils.key_conversion_sql import ident
 from ansible.module_utils.pg_catalog import CatalogReader, Column
@@ -85,17 +85,19 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     rolled back when refused, when locks cannot be had, or when a check fails.
     One run per database at a time (an advisory lock for the whole run)."""
     conn.rollback()
-    if not pending.try_lock(conn):
+    busy = pending.try_lock(conn)
+    if busy:
         conn.rollback()
-        raise ConversionError("another key conversion is running on this database (it holds advisory lock "
-                              f"{pending.ADVISORY_LOCK_KEY}); nothing changed")
+        raise ConversionError(f"{busy}; nothing changed")
     try:
         conn.rollback()
         return _convert(conn, request, options)
     finally:
-        conn.rollback()
+        # Quietly: on a lost connection the server has rolled back and released
+        # the lock, and the error that matters is the one already raised.
+        _rollback_quietly(conn)
         pending.unlock(conn)
-        conn.rollback()
+        _rollback_quietly(conn)
 
 
 def _finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[str]]:
@@ -104,7 +106,8 @@ def _finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[st
     try:
         entries = pending.read(conn)
     except pending.PendingListError as exc:
-        raise ConversionError(f"refused before any change: {exc}") from None
+        say(f"not running the list of work after commit: {exc}")  # the plan refuses what needs it
+        entries = []
     finally:
         conn.rollback()
     if not entries:
@@ -123,11 +126,14 @@ def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: 
     done, errors = run_after_commit(
         conn, [(relation, statement) for _, relation, statement in entries], memory=memory,
         say=say, connect=options.connect, workers=options.after_commit_workers if options.connect else 1,
-        on_done=lambda connection, number: pending.mark_done(connection, entries[number][0]))
-    conn.autocommit = False
+        on_done=lambda connection, number: pending.mark_done(connection, entries[number][0]),
+        on_connect=pending.hold_worker_lock)
     try:
+        conn.autocommit = False
         # In a transaction: definitions print qualified only under its empty search_path.
         built = CatalogReader(conn).index_definitions([ix["name"] for ix in deferred_indexes])
+        conn.rollback()
+        errors += invalid_builds(conn, [(relation, statement) for _, relation, statement in entries])
         conn.rollback()
         for ix in deferred_indexes:
             definition, valid = built.get(ix["name"], (None, False))
@@ -141,21 +147,35 @@ def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: 
         errors.append(f"checking the work after commit: {str(exc).strip()}")
     finally:
         _rollback_quietly(conn)
-        conn.autocommit = False
+        with suppress(Exception):  # a lost connection: the errors above say so
+            conn.autocommit = False
     return done, errors
 
 
 def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
+    say = options.progress or (lambda message: None)
+    conn.rollback()
+    conn.autocommit = False
+    with _phases(options.timings)("earlier_run"):
+        leftover_done, leftover_errors = _finish_leftover(conn, options, say)
+    try:
+        return _convert_now(conn, request, options, leftover_done, leftover_errors)
+    except ConversionError as exc:
+        if leftover_done:  # that work was committed by the earlier run: never claim it undone
+            exc.args = (f"{exc} (before that, {len(leftover_done)} statements an earlier run left for after "
+                        "its commit were run; see earlier_run_sql)",)
+            exc.details["earlier_run_sql"] = leftover_done
+        raise
+
+
+def _convert_now(conn, request: ConversionRequest, options: RunOptions, leftover_done: list[str],
+                 leftover_errors: list[str]) -> dict:
     timings = options.timings
     phase = _phases(timings)
     say = options.progress or (lambda message: None)
     reader = CatalogReader(conn)
-    conn.rollback()
-    conn.autocommit = False
     lock_attempts = []
     plan = None
-    with phase("earlier_run"):
-        leftover_done, leftover_errors = _finish_leftover(conn, options, say)
 
     for attempt in range(options.lock_retries + 1):
         with phase("plan"):
@@ -169,6 +189,7 @@ def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
             if not outline.needed:
                 fk_count = len(reader.foreign_keys())
                 conn.rollback()
+                timings.setdefault("exclusive_lock", 0.0)  # no lock was taken
                 return {"changed": bool(leftover_done or leftover_errors), "plan": outline,
                         "fk_count_before": fk_count, "fk_count_after": fk_count, "timings": timings,
                         "lock_attempts": lock_attempts, "executed_sql": leftover_done,

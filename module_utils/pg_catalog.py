@@ -617,9 +617,10 @@ class CatalogReader:
         depending on them, not the replica identity, not clustered, not part of
         a partitioned index, on a plain table, in the default tablespace, no
         per-column statistics target; and over the changing columns only as
-        plain key columns with the default operator class, never inside an
-        expression or predicate (whose meaning the new type could change, or
-        which might not parse over it). Everything else stays inside the
+        plain key columns of a btree or hash index (every key type has a default
+        operator class for those) with the default operator class and no
+        collation of their own, never inside an expression or predicate (whose
+        meaning the new type could change, or which might not parse over it). Everything else stays inside the
         transaction, where ALTER TYPE rebuilds it and any failure rolls back."""
         if not columns:
             return []
@@ -635,7 +636,7 @@ class CatalogReader:
             )
             SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, ic.relname,
                    pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'),
-                   pg_relation_size(i.indexrelid)
+                   pg_relation_size(i.indexrelid), i.indexprs IS NOT NULL
               FROM pg_index i
               JOIN pg_class ic ON ic.oid = i.indexrelid
               JOIN pg_class t ON t.oid = i.indrelid
@@ -649,11 +650,15 @@ class CatalogReader:
                AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
                AND NOT EXISTS (SELECT 1 FROM pg_attribute a
                                 WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0)
-               -- a changing column as a key column: only with its type's default operator class
+               -- a changing column as a key column: btree or hash, its type's default
+               -- operator class, the column's own collation
                AND NOT EXISTS (SELECT 1 FROM generate_subscripts(i.indclass, 1) k
                                  JOIN pg_opclass opc ON opc.oid = i.indclass[k]
+                                 JOIN pg_attribute ka ON ka.attrelid = i.indrelid AND ka.attnum = i.indkey[k]
                                 WHERE (i.indrelid, i.indkey[k]) IN (SELECT relid, attnum FROM changing)
-                                  AND NOT opc.opcdefault)
+                                  AND (NOT opc.opcdefault
+                                       OR ic.relam NOT IN (SELECT oid FROM pg_am WHERE amname IN ('btree', 'hash'))
+                                       OR i.indcollation[k] NOT IN (0, ka.attcollation)))
                -- and never inside an expression or the predicate (a Var of it in the node tree)
                AND NOT EXISTS (SELECT 1 FROM changing ch, regexp_matches(
                                    COALESCE(i.indexprs::text, '') || COALESCE(i.indpred::text, ''),
@@ -664,8 +669,8 @@ class CatalogReader:
             ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
         )
         return [{"relation": rel, "name": name, "bare_name": bare, "definition": definition,
-                 "comment": comment, "bytes": size}
-                for rel, name, bare, definition, comment, size in rows]
+                 "comment": comment, "bytes": size, "has_expressions": expressions}
+                for rel, name, bare, definition, comment, size, expressions in rows]
 
     def index_definitions(self, names) -> dict[str, tuple[str, bool]]:
         """{qualified index name: (pg_get_indexdef, valid)} for those that exist."""

@@ -89,6 +89,8 @@ def test_secondary_indexes_leave_the_lock_window_and_come_back_exactly(members_d
     builds = [n for n, s in enumerate(executed) if s.startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS")]
     assert len(builds) == len(DEFERRED) and min(builds) > recorded
     assert "COMMENT ON INDEX public.members_org_idx IS 'tenant lookups, it''s hot'" in executed
+    # An expression index was dropped with its statistics: the whole table is analyzed.
+    assert "ANALYZE public.members" in executed and any(s.startswith("ANALYZE public.orgs (") for s in executed)
     conn.close()
 
     after = fingerprint(members_db)
@@ -131,6 +133,7 @@ def test_a_run_that_dies_after_commit_is_finished_by_the_next(members_db, monkey
     assert planned.columns == [] and len(planned.pending_after_commit) == _pending_rows(members_db)
     finished = convert(conn, AFTER_COMMIT, _options(members_db))
     assert finished["changed"] is True and finished["post_commit_errors"] == []
+    assert finished["timings"]["exclusive_lock"] == 0.0  # finishing took no lock
     assert any(s.startswith("DROP INDEX CONCURRENTLY") and "members_org_idx" in s for s in finished["executed_sql"])
     after = fingerprint(members_db)
     assert after["catalog"] == before["catalog"] and after["content"] == before["content"]
@@ -190,6 +193,8 @@ def test_reverse_direction_keeps_a_pattern_ops_index_inside(make_database):
             CREATE TABLE b (id bigint PRIMARY KEY, a_id varchar(36) REFERENCES a(id));
             CREATE INDEX b_a_pattern ON b (a_id varchar_pattern_ops);
             CREATE INDEX b_a_plain ON b (a_id);
+            CREATE INDEX b_a_c ON b (a_id COLLATE "C");
+            CREATE INDEX b_a_spgist ON b USING spgist (a_id);
             INSERT INTO a SELECT gen_random_uuid()::text FROM generate_series(1, 10);
             INSERT INTO b SELECT row_number() OVER (), id FROM a;
         """)
@@ -201,4 +206,28 @@ def test_reverse_direction_keeps_a_pattern_ops_index_inside(make_database):
     with pytest.raises(ConversionError, match="rolled back"):
         convert(conn, request, RunOptions())
     assert _pending_rows(url) is None
+    conn.close()
+
+
+def test_backends_of_a_dead_run_still_working_keep_the_next_run_out(members_db):
+    straggler = psycopg2.connect(members_db)
+    straggler.autocommit = True
+    with straggler.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock_shared(%s)", (pending.WORKER_LOCK_KEY,))
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    with pytest.raises(ConversionError, match=f"still working after its commit \\(pids {pid}\\)"):
+        convert(app_conn(members_db), AFTER_COMMIT, _options(members_db))
+    straggler.close()
+    assert convert(app_conn(members_db), AFTER_COMMIT, _options(members_db))["post_commit_errors"] == []
+
+
+def test_a_schema_of_that_name_owned_by_someone_else_stops_only_runs_that_need_it(members_db, pg_cluster):
+    with psycopg2.connect(pg_cluster.admin_url(dbname(members_db))) as admin, admin.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {pending.SCHEMA}")  # owned by the superuser
+    conn = app_conn(members_db)
+    assert any("owned by another role" in r for r in plan_only(conn, AFTER_COMMIT)["plan"].refusals)
+    plain = plan_only(conn, ConversionRequest())["plan"]
+    assert plain.refusals == [] and any("owned by another role" in n for n in plain.notes)
+    assert convert(conn, ConversionRequest(), RunOptions())["changed"] is True
     conn.close()
