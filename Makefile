@@ -41,7 +41,7 @@ pytest: setup
 
 molecule: setup
 	cd $(CURDIR) && for scenario in $$(ls molecule | grep -v '^shared$$'); do \
-	  $(BIN)/molecule test -s $$scenario; \
+	  $(BIN)/molecule test -s $$scenario || exit 1; \
 	done
 
 test: lint pytest molecule
