@@ -36,22 +36,26 @@ def group_by_relation(steps: list[tuple[str, str]]) -> list[tuple[str, list[tupl
     return [(relation, groups[relation]) for relation in sorted(groups, key=lambda r: (-len(groups[r]), r))]
 
 
+def _index_built_by(connection, relation: str, name: str) -> tuple[str, bool] | None:
+    """(regclass text, valid) of the index ``name`` in ``relation``'s schema, or None."""
+    with connection.cursor() as cur:
+        cur.execute(INDEX_NAMED, (name, relation))
+        return cur.fetchone()
+
+
 def _drop_invalid_leftover(connection, relation: str, statement: str, say) -> str | None:
     """A CREATE INDEX CONCURRENTLY that failed or was killed leaves an INVALID
     index under its name, which IF NOT EXISTS would then skip: drop it first.
     Returns the DROP executed, if any."""
     name = q.concurrent_index_name(statement)
-    if name is None:
+    found = _index_built_by(connection, relation, name) if name else None
+    if not found or found[1]:
         return None
+    drop = q.drop_index(found[0], concurrently=True)
+    say(f"dropping the invalid index {found[0]} an interrupted build left: {drop}")
     with connection.cursor() as cur:
-        cur.execute(INDEX_NAMED, (name, relation))
-        found = cur.fetchone()
-        if not found or found[1]:
-            return None
-        drop = q.drop_index(found[0], concurrently=True)
-        say(f"dropping the invalid index {found[0]} an interrupted build left: {drop}")
         cur.execute(drop)
-        return drop
+    return drop
 
 
 def invalid_builds(conn, steps: list[tuple[str, str]]) -> list[str]:
@@ -62,9 +66,7 @@ def invalid_builds(conn, steps: list[tuple[str, str]]) -> list[str]:
         name = q.concurrent_index_name(statement)
         if name is None:
             continue
-        with conn.cursor() as cur:
-            cur.execute(INDEX_NAMED, (name, relation))
-            found = cur.fetchone()
+        found = _index_built_by(conn, relation, name)
         if not found or not found[1]:
             problems.append(f"index {name} on {relation} is {'not valid' if found else 'missing'} after its build")
     return problems

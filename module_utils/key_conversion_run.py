@@ -123,9 +123,10 @@ def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: 
     """Run recorded after-commit steps, each deleting its row when done; then
     check the deferred indexes against their captured definitions and drop
     the list once it is empty; (executed, errors)."""
+    steps = [(relation, statement) for _, relation, statement in entries]
     done, errors = run_after_commit(
-        conn, [(relation, statement) for _, relation, statement in entries], memory=memory,
-        say=say, connect=options.connect, workers=options.after_commit_workers if options.connect else 1,
+        conn, steps, memory=memory,
+        say=say, connect=options.connect, workers=_workers(options),
         on_done=lambda connection, number: pending.mark_done(connection, entries[number][0]),
         on_connect=pending.hold_worker_lock)
     try:
@@ -133,13 +134,11 @@ def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: 
         # In a transaction: definitions print qualified only under its empty search_path.
         built = CatalogReader(conn).index_definitions([ix["name"] for ix in deferred_indexes])
         conn.rollback()
-        errors += invalid_builds(conn, [(relation, statement) for _, relation, statement in entries])
+        # Missing or invalid, whoever planned the build; differing, where this run captured it.
+        errors += invalid_builds(conn, steps)
         conn.rollback()
-        for ix in deferred_indexes:
-            definition, valid = built.get(ix["name"], (None, False))
-            if definition != ix["definition"] or not valid:
-                errors.append(f"index {ix['name']} is {'missing' if definition is None else 'not valid'}"
-                              f" or differs after its build: {definition!r}, was {ix['definition']!r}")
+        errors += [f"index {ix['name']} differs after its build: {built[ix['name']]!r}, was {ix['definition']!r}"
+                   for ix in deferred_indexes if built.get(ix["name"], ix["definition"]) != ix["definition"]]
         conn.autocommit = True
         if not pending.remove_if_empty(conn):
             errors.append(f"steps remain in {pending.TABLE}; a re-run finishes them")
@@ -159,7 +158,7 @@ def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     with _phases(options.timings)("earlier_run"):
         leftover_done, leftover_errors = _finish_leftover(conn, options, say)
     try:
-        return _convert_now(conn, request, options, leftover_done, leftover_errors)
+        return _convert_now(conn, request, options, say, leftover_done, leftover_errors)
     except ConversionError as exc:
         if leftover_done:  # that work was committed by the earlier run: never claim it undone
             exc.args = (f"{exc} (before that, {len(leftover_done)} statements an earlier run left for after "
@@ -168,11 +167,10 @@ def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
         raise
 
 
-def _convert_now(conn, request: ConversionRequest, options: RunOptions, leftover_done: list[str],
+def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, leftover_done: list[str],
                  leftover_errors: list[str]) -> dict:
     timings = options.timings
     phase = _phases(timings)
-    say = options.progress or (lambda message: None)
     reader = CatalogReader(conn)
     lock_attempts = []
     plan = None
@@ -300,7 +298,7 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, leftover
         else:
             done, post_errors = run_after_commit(
                 conn, plan.post_commit_steps, memory=_memory(options, plan), say=say,
-                connect=options.connect, workers=options.after_commit_workers if options.connect else 1)
+                connect=options.connect, workers=_workers(options))
         executed = leftover_done + executed + done
         try:
             fk_count_after = len(reader.foreign_keys())
@@ -330,6 +328,11 @@ def _execute(conn, statement, params=None):
 
 def _memory(options: RunOptions, plan) -> str:
     return plan.maintenance_work_mem if options.maintenance_work_mem == "auto" else options.maintenance_work_mem
+
+
+def _workers(options: RunOptions) -> int:
+    """Connections for the work after COMMIT: more only where connect() can open them."""
+    return options.after_commit_workers if options.connect else 1
 
 
 def _set_local(conn, options: RunOptions, plan) -> None:

@@ -23,6 +23,18 @@ TYPE_SPELLING = re.compile(
     r" ?(?P<modifier>\( ?[0-9]+ ?(?:, ?[0-9]+ ?)?\))?(?P<array>\[\])?$")
 
 
+# The Columns passed as column_arrays(...) joined to their catalog rows (n, c, a).
+RESOLVED_COLUMNS = """unnest(%s::text[], %s::text[], %s::text[]) t(s, r, a_name)
+                JOIN pg_namespace n ON n.nspname = t.s
+                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = t.a_name"""
+
+
+def column_arrays(columns) -> tuple[list[str], list[str], list[str]]:
+    """Query parameters for a list of Columns: schemas, tables, column names."""
+    return [c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]
+
+
 def split_type_spelling(type_sql: str) -> tuple[str, str, bool]:
     """('character varying', '(36)', False) for 'character varying(36)'; ValueError
     for anything that is not a plain type spelling."""
@@ -223,7 +235,7 @@ class CatalogReader:
                    (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
                AND NOT a.attisdropped
             """,
-            ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
+            column_arrays(columns),
         )
         return dict(rows)
 
@@ -274,10 +286,7 @@ class CatalogReader:
             """
             WITH target AS (
               SELECT c.oid AS relid, a.attnum, n.nspname || '.' || c.relname || '.' || a.attname AS col
-                FROM unnest(%s::text[], %s::text[], %s::text[]) t(s, r, a_name)
-                JOIN pg_namespace n ON n.nspname = t.s
-                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r
-                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = t.a_name
+                FROM """ + RESOLVED_COLUMNS + """
             )
             SELECT DISTINCT target.col,
               CASE
@@ -349,7 +358,7 @@ class CatalogReader:
                AND NOT (d.classid = 'pg_rewrite'::regclass AND rw.ev_class = target.relid
                         AND rw.rulename = '_RETURN')
             """,
-            ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
+            column_arrays(columns),
         )
         dependents = [Dependent(kind, name, relation, col, definition, objid)
                       for col, kind, name, relation, definition, objid in rows]
@@ -598,7 +607,7 @@ class CatalogReader:
               LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
              ORDER BY 1, 2, a.attnum
             """,
-            ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
+            column_arrays(columns),
         )
         return [
             {"schema": s, "table": t, "column": col, "type": typ, "default": default,
@@ -629,10 +638,7 @@ class CatalogReader:
             """
             WITH changing AS (
               SELECT c.oid AS relid, a.attnum
-                FROM unnest(%s::text[], %s::text[], %s::text[]) t(s, r, a_name)
-                JOIN pg_namespace n ON n.nspname = t.s
-                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r
-                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = t.a_name
+                FROM """ + RESOLVED_COLUMNS + """
             )
             SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, ic.relname,
                    pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class'),
@@ -666,20 +672,20 @@ class CatalogReader:
                                 WHERE ch.relid = i.indrelid AND ch.attnum = m[1]::int)
              ORDER BY 1, 2
             """,
-            ([c.schema for c in columns], [c.table for c in columns], [c.column for c in columns]),
+            column_arrays(columns),
         )
         return [{"relation": rel, "name": name, "bare_name": bare, "definition": definition,
                  "comment": comment, "bytes": size, "has_expressions": expressions}
                 for rel, name, bare, definition, comment, size, expressions in rows]
 
-    def index_definitions(self, names) -> dict[str, tuple[str, bool]]:
-        """{qualified index name: (pg_get_indexdef, valid)} for those that exist."""
+    def index_definitions(self, names) -> dict[str, str]:
+        """{qualified index name: pg_get_indexdef} for those that exist."""
         if not names:
             return {}
         self.qualify_output()
-        return {name: (definition, valid) for name, definition, valid in self._rows(
-            "SELECT n, pg_get_indexdef(i.indexrelid), i.indisvalid FROM unnest(%s::text[]) n "
-            "JOIN pg_index i ON i.indexrelid = to_regclass(n)", (list(names),))}
+        return dict(self._rows(
+            "SELECT n, pg_get_indexdef(i.indexrelid) FROM unnest(%s::text[]) n "
+            "JOIN pg_index i ON i.indexrelid = to_regclass(n)", (list(names),)))
 
     def relation_acls(self, relations) -> dict[str, str | None]:
         if not relations:

@@ -55,6 +55,13 @@ def _options(url, **extra):
     return RunOptions(connect=lambda: app_conn(url), after_commit_workers=2, **extra)
 
 
+def _autocommit(url):
+    """A session of its own, statement by statement (not `with conn:`, which opens a transaction)."""
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    return conn
+
+
 def _pending_rows(url) -> int | None:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('key_conversion.pending_steps') IS NOT NULL")
@@ -121,8 +128,7 @@ def test_a_run_that_dies_after_commit_is_finished_by_the_next(members_db, monkey
     assert _pending_rows(members_db) > len(DEFERRED)
     assert _index_state(members_db, "members_org_idx") is None
     # A build that was interrupted leaves an INVALID index under the name.
-    setup = psycopg2.connect(members_db)
-    setup.autocommit = True  # not `with setup:`, which opens a transaction
+    setup = _autocommit(members_db)
     with setup.cursor() as cur, pytest.raises(psycopg2.errors.UniqueViolation):
         cur.execute("CREATE UNIQUE INDEX CONCURRENTLY members_org_idx ON members (org_id)")
     setup.close()
@@ -173,8 +179,7 @@ def test_after_commit_work_needs_create_on_the_database(members_db):
 
 
 def test_a_second_run_at_the_same_time_is_refused(members_db):
-    holder = psycopg2.connect(members_db)
-    holder.autocommit = True
+    holder = _autocommit(members_db)
     with holder.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (pending.ADVISORY_LOCK_KEY,))
     before = fingerprint(members_db)
@@ -210,8 +215,7 @@ def test_reverse_direction_keeps_a_pattern_ops_index_inside(make_database):
 
 
 def test_backends_of_a_dead_run_still_working_keep_the_next_run_out(members_db):
-    straggler = psycopg2.connect(members_db)
-    straggler.autocommit = True
+    straggler = _autocommit(members_db)
     with straggler.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock_shared(%s)", (pending.WORKER_LOCK_KEY,))
         cur.execute("SELECT pg_backend_pid()")
