@@ -153,11 +153,9 @@ from ansible.module_utils.credential_rotation import (  # noqa: E402
 from ansible.module_utils.render_api import RenderAPIError, client_from_module, render_argument_spec  # noqa: E402
 
 
-def _plan(module, client):
+def _plan(module, client, postgres_id):
     params = module.params
-    check_api_key(params["api_key"], params["leaked_api_key_sha256"])
     leaked = validate_usernames(params["leaked_users"])
-    postgres_id = client.find_postgres(params["postgres"])["id"]
     env_users, services = {}, []
     for item in params["services"]:
         keys = item.get("env_vars") or ["DATABASE_URL"]
@@ -173,9 +171,8 @@ def _plan(module, client):
     return {"plan": plan}
 
 
-def _connection(module, client):
+def _connection(module, client, postgres_id):
     params = module.params
-    postgres_id = client.find_postgres(params["postgres"])["id"]
     info = client.get_connection_info(postgres_id)
     if module.check_mode and url_username(info.get("internalConnectionString")) != params["new_user"]:
         # The user is still to be created, so it has no connection info: plan with a stand-in.
@@ -210,9 +207,8 @@ def _test_login(module, url, user):
         raise RotationError(f"logged in as {logged_in}, not {user}")
 
 
-def _wait_idle(module, client):
+def _wait_idle(module, client, postgres_id):
     params = module.params
-    postgres_id = client.find_postgres(params["postgres"])["id"]
     deadline = time.monotonic() + params["timeout"]
     while True:
         credentials = client.list_credentials(postgres_id)
@@ -228,9 +224,8 @@ def _wait_idle(module, client):
         time.sleep(params["interval"])
 
 
-def _verify(module, client):
+def _verify(module, client, postgres_id):
     params = module.params
-    postgres_id = client.find_postgres(params["postgres"])["id"]
     credentials = client.list_credentials(postgres_id)
     left = still_listed(credentials, params["users"])
     if left:
@@ -271,9 +266,12 @@ def main():
     try:
         if not module.params["postgres"]:
             module.fail_json(msg=f"step={step} needs postgres")
+        if step == "plan":  # a leaked key is refused before it is used for anything
+            check_api_key(module.params["api_key"], module.params["leaked_api_key_sha256"])
         client = client_from_module(module)
+        postgres_id = client.find_postgres(module.params["postgres"])["id"]
         steps = {"plan": _plan, "connection": _connection, "wait_idle": _wait_idle, "verify": _verify}
-        result = steps[step](module, client)
+        result = steps[step](module, client, postgres_id)
     except (RotationError, RenderAPIError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)
