@@ -48,10 +48,13 @@ options:
     default: varchar(36)
   collation:
     description:
-      - A collation for the converted columns, for example C(C). Under C(C) canonical UUID text sorts
-        bytewise, exactly as C(uuid) did, and index builds run several times faster than under a linguistic
-        collation such as C(en_US.UTF-8) (see bench/bench_convert.py). Omit to keep the database default,
-        which is what a plain C(String(36)) model column gets.
+      - A collation for the converted columns, for example C(C). Omitted (the default), they keep the database
+        default, which is what a plain C(String(36)) model column gets.
+      - Not a default because it changes meaning for the application. Under C(C) canonical UUID text sorts as
+        C(uuid) did and index builds run faster than under a linguistic collation, but the columns then sort and
+        compare every other string the application may store bytewise (C(ABC) before C(a-b)), differ from what
+        the models and migrations create, and a comparison with a column of another explicit collation fails
+        (C(could not determine which collation to use)).
     type: str
   schemas:
     description: Schemas searched for C(auto) keys and for O(scope=all); the FK closure crosses schemas regardless.
@@ -69,37 +72,42 @@ options:
     default: false
   fk_validation:
     description:
-      - C(in_transaction) re-adds FKs validated, inside the lock window. C(after_commit) re-adds them C(NOT VALID)
-        (new rows are checked at once; old rows did not change) and runs C(VALIDATE CONSTRAINT) right after commit,
-        shortening the exclusive-lock window. FKs on partitioned tables always validate inside (PostgreSQL forbids
-        C(NOT VALID) there); FKs that were C(NOT VALID) stay so.
+      - C(after_commit) (the default) re-adds FKs C(NOT VALID) (enforced for new rows at once; old rows are the
+        same values cast the same way on both sides) and runs C(VALIDATE CONSTRAINT) right after commit, outside
+        the exclusive-lock window; the module returns only once every FK is valid again, and fails naming the
+        step otherwise (the next run finishes it). C(in_transaction) re-adds them validated inside the lock
+        window. FKs on partitioned tables always validate inside (PostgreSQL forbids C(NOT VALID) there); FKs
+        that were C(NOT VALID) stay so.
     type: str
     choices: [in_transaction, after_commit]
-    default: in_transaction
+    default: after_commit
   index_build:
     description:
-      - C(in_transaction) lets the rewrite rebuild every index of a rewritten table inside the lock window.
-        C(after_commit) drops the secondary indexes (not unique, backing no constraint, not the replica identity,
-        not clustered, not on a partitioned table) inside the transaction and builds them again with
-        C(CREATE INDEX CONCURRENTLY) right after commit, from their captured definitions and with their comments;
-        the lock window then holds only the heap rewrite and the unique indexes.
+      - C(after_commit) (the default) drops the secondary indexes (not unique, backing no constraint, not the
+        replica identity, not clustered, not on a partitioned table) inside the transaction and builds them again
+        with C(CREATE INDEX CONCURRENTLY) right after commit, from their captured definitions and with their
+        comments; the lock window then holds only the heap rewrite and the unique indexes. The module returns
+        only once every one is built and valid (the role keeps maintenance mode on until then in recover.yml).
+        C(in_transaction) lets the rewrite rebuild every index of a rewritten table inside the lock window.
       - With either C(after_commit) choice the work after commit is first recorded, inside the conversion
         transaction, in the table C(key_conversion.pending_steps); each step removes its row, the table and schema
         go when it is empty, and a later run finishes what a dead or failed run left (an invalid index left by an
-        interrupted build is dropped and built again). This needs C(CREATE) on the database.
+        interrupted build is dropped and built again). This needs C(CREATE) on the database; where the role
+        cannot keep the list, both stay C(in_transaction) and the plan says so in its notes.
     type: str
     choices: [in_transaction, after_commit]
-    default: in_transaction
+    default: after_commit
   value_check:
     description:
       - From uuid, how each new value is checked while the rewrite writes it (a temporary CHECK, no scan of its
-        own). C(round_trip) casts it back to uuid and compares (exact; about a third of the rewrite's time).
-        C(shape) checks 36 bytes with the hyphens in place, and relies for the lower-case hex digits on uuid's
-        built-in output function, which the plan confirms does the cast (no C(pg_cast) entry overrides it);
-        where one does, it checks C(round_trip). To uuid, the cast itself refuses anything that is not a UUID.
+        own). C(shape) (the default) checks 36 bytes with the hyphens in place, and relies for the lower-case hex
+        digits on uuid's built-in output function, which the plan confirms does the cast (no C(pg_cast) entry
+        overrides it); where one does, it checks C(round_trip). Over that output both checks accept exactly the
+        same values. C(round_trip) casts each value back to uuid and compares (about a third of the rewrite's
+        time). To uuid, the cast itself refuses anything that is not a UUID.
     type: str
     choices: [round_trip, shape]
-    default: round_trip
+    default: shape
   lock_timeout:
     description: Milliseconds to wait for all locks in one attempt.
     type: int
@@ -158,9 +166,15 @@ EXAMPLES = r"""
   pg_convert_keys:
     database_url: "{{ recovery_database_url }}"
     scope: all
-    fk_validation: after_commit
-    index_build: after_commit
     lock_timeout: 3000
+  no_log: true
+
+- name: Convert with everything inside the transaction (a longer lock window, no work after COMMIT)
+  pg_convert_keys:
+    database_url: "{{ recovery_database_url }}"
+    fk_validation: in_transaction
+    index_build: in_transaction
+    value_check: round_trip
   no_log: true
 """
 
@@ -275,9 +289,10 @@ def main():
         "schemas": {"type": "list", "elements": "str", "default": ["public"]},
         "include_columns": {"type": "list", "elements": "str", "default": []},
         "include_arrays": {"type": "bool", "default": False},
-        "fk_validation": {"type": "str", "choices": list(FK_VALIDATION), "default": "in_transaction"},
-        "index_build": {"type": "str", "choices": list(INDEX_BUILD), "default": "in_transaction"},
-        "value_check": {"type": "str", "choices": list(VALUE_CHECKS), "default": "round_trip"},
+        # The levers' defaults have one home, ConversionRequest (the bench reads them there too).
+        "fk_validation": {"type": "str", "choices": list(FK_VALIDATION), "default": ConversionRequest.fk_validation},
+        "index_build": {"type": "str", "choices": list(INDEX_BUILD), "default": ConversionRequest.index_build},
+        "value_check": {"type": "str", "choices": list(VALUE_CHECKS), "default": ConversionRequest.value_check},
         "lock_timeout": {"type": "int", "default": 5000},
         "lock_retries": {"type": "int", "default": 5},
         "lock_retry_delay": {"type": "float", "default": 1.0},

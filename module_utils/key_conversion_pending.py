@@ -59,6 +59,19 @@ def exists(conn) -> bool:
     return _rows(conn, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,))[0][0]
 
 
+def unfinished_steps(conn) -> int:
+    """Read-only, for the investigation: how many steps an earlier run left for
+    after its COMMIT (0: no list). A list this role cannot read counts as one:
+    the conversion must run, to finish it or to refuse it by name."""
+    try:
+        if not exists(conn):
+            return 0
+    except PendingListError:
+        return 0  # a schema of that name that is another role's holds no list of ours
+    (readable,), = _rows(conn, "SELECT has_table_privilege(%s, 'SELECT')", (TABLE,))
+    return _rows(conn, f"SELECT count(*) FROM {TABLE}")[0][0] if readable else 1
+
+
 def can_create(conn) -> bool:
     """Whether this role may create the list's schema (or it is there already)."""
     return _rows(conn, "SELECT has_database_privilege(current_database(), 'CREATE') "

@@ -36,17 +36,17 @@ class ConversionRequest:
     schemas: list[str] = field(default_factory=lambda: ["public"])
     include_columns: list[str] = field(default_factory=list)
     include_arrays: bool = False
-    fk_validation: str = "in_transaction"
-    # after_commit: secondary indexes of the rewritten tables are dropped inside
-    # the transaction (so the rewrite does not build them under the lock) and
-    # built again with CREATE INDEX CONCURRENTLY after COMMIT.
-    index_build: str = "in_transaction"
-    # From uuid, how each new value is checked during the rewrite: round_trip
-    # (cast back to uuid, compared: exact, and about a third of the rewrite's
-    # time) or shape (36 bytes, hyphens in place; that the rest is lower-case
-    # hex is what uuid's built-in output function prints, which the plan
-    # confirms is the one in use, else it checks round_trip).
-    value_check: str = "round_trip"
+    # The defaults are the fastest settings that keep every guarantee (role README,
+    # "Levers"). after_commit: FKs re-added NOT VALID (new rows checked at once),
+    # VALIDATEd after COMMIT; secondary indexes dropped inside the transaction
+    # and built again with CREATE INDEX CONCURRENTLY after COMMIT.
+    fk_validation: str = "after_commit"
+    index_build: str = "after_commit"
+    # From uuid, how each new value is checked during the rewrite: shape (36
+    # bytes, hyphens in place; the lower-case hex digits are what uuid's built-in
+    # output prints, which the plan confirms does the cast, else round_trip) or
+    # round_trip (cast back and compared: the same verdict, a third of the rewrite).
+    value_check: str = "shape"
     rewrite_mb_per_second: float = 50.0
     # A collation for the converted columns, e.g. "C": bytewise order, which for
     # canonical UUID text is uuid's own order, and index builds several times
@@ -310,8 +310,20 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         fks_by_table.setdefault(fk.relation, []).append(fk)
     drop_sql += [q.drop_foreign_keys(rel, [fk.name for fk in group])
                  for rel, group in sorted(fks_by_table.items())]
+    # Work after COMMIT is recorded in a list to survive a crash; where this role cannot
+    # keep one, it stays inside the transaction (same result, longer lock window).
+    fk_validation, index_build = request.fk_validation, request.index_build
+    try:
+        leftover, list_error = pending.read(reader.conn), None
+    except pending.PendingListError as exc:
+        leftover, list_error = [], exc
+    if "after_commit" in (fk_validation, index_build) and (list_error or not pending.can_create(reader.conn)):
+        fk_validation = index_build = "in_transaction"
+        notes.append(f"indexes are built and FKs validated inside the transaction, not after COMMIT: that needs a "
+                     f"list of the work in schema {pending.SCHEMA}, which this role " + ("cannot use (see below)" if
+                     list_error else "may not create (grant it CREATE on the database for a shorter lock window)"))
     deferred_indexes = []
-    if request.index_build == "after_commit":
+    if index_build == "after_commit":
         # Partitioned tables keep theirs: CONCURRENTLY cannot build on them.
         deferred_indexes = reader.secondary_indexes([Column(d["schema"], d["table"], d["column"])
                                                      for d in columns if d["relkind"] == "r"])
@@ -333,11 +345,12 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
             checked_relations.append(rel)
     create_sql, deferred = [], []
     for rel, group in sorted(fks_by_table.items()):
-        # PostgreSQL refuses NOT VALID FKs on partitioned tables: those validate inside.
-        defer = request.fk_validation == "after_commit" and relkinds.get(rel) != "p"
         entries = []
         for fk in group:
-            if defer and fk.validated:
+            # Only between plain tables: PostgreSQL refuses NOT VALID on a partitioned table, and
+            # VALIDATE leaves the partition copies of an FK referencing one NOT VALID.
+            if fk_validation == "after_commit" and fk.validated and relkinds.get(rel) == relkinds.get(
+                    fk.ref_relation) == "r":
                 entries.append((fk.name, q.with_not_valid(fk.definition)))
                 deferred.append((rel, fk.name))
             else:
@@ -376,19 +389,9 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                             | {p["relation"] for p in policies} | {t["relation"] for t in triggers}
                             | {r["relation"] for r in rules})
     rewrite_bytes = sum(t["total_bytes"] for t in tables)
-    # Deferred work must survive a crash after COMMIT: it is recorded in a table.
-    records_pending = bool(deferred_indexes or deferred)
-    if records_pending and not pending.can_create(reader.conn):
-        refusals.append(f"building indexes or validating FKs after COMMIT needs a list of that work kept in "
-                        f"schema {pending.SCHEMA}, and this role may not create schemas in the database: grant "
-                        "it CREATE on the database, or use in_transaction")
-    try:
-        leftover = pending.read(reader.conn)
-    except pending.PendingListError as exc:
-        # A list found and not trusted may hold unfinished work: stop. A schema of
-        # that name that is someone else's stops only the runs that would use it.
-        (refusals if records_pending or exc.list_found else notes).append(str(exc))
-        leftover = []
+    records_pending = bool(deferred_indexes or deferred)  # recorded in the list, in the transaction
+    if list_error:  # a list found and not trusted may hold unfinished work: every run stops
+        (refusals if list_error.list_found else notes).append(str(list_error))
     estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)
 
     return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils.alembic_history import true_revision
 from ansible.module_utils.key_graph import fks_touching, linked_closure
 from ansible.module_utils.pg_catalog import Column
@@ -115,9 +116,18 @@ def investigate(reader, *, schemas, source_types, expected_type, keys=None,
             warnings.append(f"alembic_version holds {', '.join(alembic['stored']) or 'nothing'} but the schema "
                             f"is at {alembic['true']}")
 
+    # Index builds and FK validations an earlier conversion left after its COMMIT:
+    # the conversion is not done until they are (the convert role finishes them).
+    after_commit_unfinished = pending.unfinished_steps(reader.conn)
+    if after_commit_unfinished:
+        warnings.append(f"{after_commit_unfinished} steps an earlier conversion left for after its commit "
+                        f"(index builds, FK validations) are unfinished in {pending.TABLE}: the conversion "
+                        "finishes them")
+
     return {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "conversion_needed": bool(to_convert),
+        "conversion_needed": bool(to_convert) or bool(after_commit_unfinished),
+        "after_commit_unfinished": after_commit_unfinished,
         "server_version": server,
         "database": database,
         "schemas": list(schemas),

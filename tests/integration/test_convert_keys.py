@@ -126,13 +126,27 @@ def native_sink(make_database, reader_role):
     return url
 
 
-def test_kitchen_sink_round_trip_keeps_everything_but_the_types(sink, native_sink):
+# The defaults (FKs validated and secondary indexes built after COMMIT, the shape
+# value check) and everything inside the transaction with the round-trip check.
+LEVERS = {"defaults": {},
+          "all inside": {"fk_validation": "in_transaction", "index_build": "in_transaction",
+                         "value_check": "round_trip"}}
+
+
+@pytest.mark.parametrize("levers", LEVERS.values(), ids=LEVERS.keys())
+def test_kitchen_sink_round_trip_keeps_everything_but_the_types(sink, native_sink, levers):
     before = fingerprint(sink)
     conn = app_conn(sink)
-    outcome = convert(conn, ConversionRequest(), RunOptions())
-    assert outcome["changed"] is True
+    outcome = convert(conn, ConversionRequest(**levers), RunOptions(connect=lambda: app_conn(sink)))
+    assert outcome["changed"] is True and outcome["post_commit_errors"] == []
     plan = outcome["plan"]
     assert plan.refusals == []
+    executed = "\n".join(outcome["executed_sql"])
+    if levers:  # nothing after COMMIT, every value cast back
+        assert not plan.deferred_validations and not plan.records_pending and "::uuid::text" in executed
+        assert "CONCURRENTLY" not in executed and "VALIDATE" not in executed
+    else:
+        assert plan.deferred_validations and plan.records_pending and "::uuid::text" not in executed
     expected = {  # relation (as regclass prints it) . column
         'public."Users".ID', 'public."Users".organization_id', 'public."Users".invited_by',
         "public.organizations.id", "public.organizations.owner_id", "public.documents.id",

@@ -164,17 +164,25 @@ def test_a_list_others_may_write_to_is_refused_not_run(members_db, monkeypatch):
     conn.close()
 
 
-def test_after_commit_work_needs_create_on_the_database(members_db):
+def test_without_create_on_the_database_the_work_stays_inside_and_the_plan_says_so(members_db):
+    """The after_commit levers are the defaults; a role that may not keep the
+    list of work after COMMIT gets everything inside the transaction, never a refusal."""
     with psycopg2.connect(members_db) as setup, setup.cursor() as cur:
         cur.execute(f'REVOKE CREATE ON DATABASE "{dbname(members_db)}" FROM CURRENT_USER')
-    conn = app_conn(members_db)
-    refusals = plan_only(conn, AFTER_COMMIT)["plan"].refusals
-    assert any("CREATE on the database" in r for r in refusals)
-    assert plan_only(conn, ConversionRequest())["plan"].refusals == []  # in_transaction needs no list
     before = fingerprint(members_db)
-    with pytest.raises(ConversionError, match="refused before any change"):
-        convert(conn, AFTER_COMMIT, _options(members_db))
-    assert fingerprint(members_db) == before
+    conn = app_conn(members_db)
+    for request in (ConversionRequest(), AFTER_COMMIT):
+        plan = plan_only(conn, request)["plan"]
+        assert plan.refusals == []
+        assert plan.deferred_indexes == [] and plan.deferred_validations == [] and not plan.records_pending
+        assert any("inside the transaction, not after COMMIT" in n and "CREATE on the database" in n
+                   for n in plan.notes)
+    outcome = convert(conn, ConversionRequest(), _options(members_db))
+    assert outcome["changed"] and outcome["post_commit_errors"] == []
+    assert not any("CONCURRENTLY" in s or "NOT VALID" in s for s in outcome["executed_sql"])
+    assert _pending_rows(members_db) is None
+    after = fingerprint(members_db)
+    assert after["catalog"] == before["catalog"] and after["content"] == before["content"]
     conn.close()
 
 
@@ -226,12 +234,15 @@ def test_backends_of_a_dead_run_still_working_keep_the_next_run_out(members_db):
     assert convert(app_conn(members_db), AFTER_COMMIT, _options(members_db))["post_commit_errors"] == []
 
 
-def test_a_schema_of_that_name_owned_by_someone_else_stops_only_runs_that_need_it(members_db, pg_cluster):
+def test_a_schema_of_that_name_owned_by_someone_else_keeps_the_work_inside(members_db, pg_cluster):
     with psycopg2.connect(pg_cluster.admin_url(dbname(members_db))) as admin, admin.cursor() as cur:
         cur.execute(f"CREATE SCHEMA {pending.SCHEMA}")  # owned by the superuser
     conn = app_conn(members_db)
-    assert any("owned by another role" in r for r in plan_only(conn, AFTER_COMMIT)["plan"].refusals)
-    plain = plan_only(conn, ConversionRequest())["plan"]
-    assert plain.refusals == [] and any("owned by another role" in n for n in plain.notes)
-    assert convert(conn, ConversionRequest(), RunOptions())["changed"] is True
+    for request in (AFTER_COMMIT, ConversionRequest()):  # the after_commit levers are the defaults
+        plan = plan_only(conn, request)["plan"]
+        assert plan.refusals == [] and any("owned by another role" in n for n in plan.notes)
+        assert plan.deferred_indexes == [] and not plan.records_pending
+    outcome = convert(conn, ConversionRequest(), RunOptions())
+    assert outcome["changed"] is True and outcome["post_commit_errors"] == []
+    assert not any("CONCURRENTLY" in s or "NOT VALID" in s for s in outcome["executed_sql"])
     conn.close()
