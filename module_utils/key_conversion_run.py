@@ -296,9 +296,8 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
             done, post_errors = _run_recorded(conn, recorded, plan.deferred_indexes, options,
                                               _memory(options, plan), say)
         else:
-            done, post_errors = run_after_commit(
-                conn, plan.post_commit_steps, memory=_memory(options, plan), say=say,
-                connect=options.connect, workers=_workers(options))
+            done, post_errors = run_after_commit(conn, plan.post_commit_steps, memory=_memory(options, plan),
+                                                 say=say, connect=options.connect, workers=_workers(options))
         executed = leftover_done + executed + done
         try:
             fk_count_after = len(reader.foreign_keys())
@@ -306,7 +305,8 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
             post_errors.append(f"counting foreign keys after commit: {str(exc).strip()}")
             fk_count_after = None
         _rollback_quietly(conn)
-        conn.autocommit = False
+        with suppress(Exception):  # a lost connection: its steps failed above and stay recorded
+            conn.autocommit = False
     return {"changed": True, "plan": plan, "fk_count_before": before["fk_total"],
             "fk_count_after": fk_count_after, "timings": timings,
             "lock_attempts": lock_attempts, "executed_sql": executed,

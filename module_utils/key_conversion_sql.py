@@ -46,7 +46,9 @@ def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str 
                for col, new_type in columns]
     if checked:
         condition = " AND ".join((f"{ident(col)}::uuid::text = {ident(col)}" if value_check == "round_trip"
-                                  else f"(octet_length({ident(col)}) = 36 AND {ident(col)} LIKE {UUID_SHAPE})")
+                                  # bytewise: LIKE refuses a nondeterministic collation of the column
+                                  else f"(octet_length({ident(col)}) = 36 AND {ident(col)} COLLATE \"C\" LIKE "
+                                       f"{UUID_SHAPE})")
                                  for col in checked)
         changes.append(f"ADD CONSTRAINT {ident(VALUE_CHECK)} CHECK ({condition})")
     return f"ALTER TABLE {relation} " + ", ".join(changes)

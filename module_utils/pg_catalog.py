@@ -834,6 +834,9 @@ class CatalogReader:
                WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I')
                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                                     AND d.objid = c.oid AND d.deptype = 'e')
+                 -- pg_dump leaves out an index an interrupted CREATE INDEX CONCURRENTLY left invalid
+                 AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = c.oid AND c.relkind = 'i'
+                                    AND NOT (i.indisvalid AND i.indisready))
             )
             SELECT 'schema', nspname::text, '' FROM ns
             UNION ALL

@@ -501,3 +501,29 @@ def test_shape_value_check_converts_and_falls_back_when_a_cast_overrides_uuid_ou
     assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]
     assert convert(conn, request, RunOptions())["changed"] is False
     conn.close()
+
+
+def test_shape_check_by_default_accepts_every_uuid_spelling_exactly_as_the_round_trip(make_database):
+    """Whatever spelling a uuid was written in, uuid_out prints it canonical: the
+    shape check (the default) passes every value, and each equals its round trip."""
+    url = make_database()
+    spellings = ["00000000-0000-0000-0000-000000000000", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+                 "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "A0EEBC999C0B4EF8BB6D6BB9BD380A12",
+                 "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a13"]
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id uuid PRIMARY KEY); CREATE TABLE c (t_id uuid REFERENCES t(id))")
+        cur.executemany("INSERT INTO t VALUES (%s::uuid)", [(s,) for s in spellings])
+        cur.execute("INSERT INTO c SELECT id FROM t")
+        cur.execute("SELECT id::text FROM t ORDER BY id")
+        expected = [row[0] for row in cur.fetchall()]
+    conn = app_conn(url)
+    plan = plan_only(conn, ConversionRequest())["plan"]
+    assert all("LIKE '________-____-____-____-____________'" in s for _, s in plan.alter_sql if "CHECK" in s)
+    outcome = convert(conn, ConversionRequest(), RunOptions(connect=lambda: app_conn(url)))
+    assert outcome["changed"] and outcome["post_commit_errors"] == []
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, id::uuid::text = id, pg_typeof(id)::text FROM t ORDER BY id::uuid")
+        rows = cur.fetchall()
+    assert [r[0] for r in rows] == expected and all(r[1] for r in rows)
+    assert {r[2] for r in rows} == {"character varying"}
+    conn.close()

@@ -246,3 +246,30 @@ def test_a_schema_of_that_name_owned_by_someone_else_keeps_the_work_inside(membe
     assert outcome["changed"] is True and outcome["post_commit_errors"] == []
     assert not any("CONCURRENTLY" in s or "NOT VALID" in s for s in outcome["executed_sql"])
     conn.close()
+
+
+def test_the_main_connection_lost_after_commit_is_reported_not_raised(members_db):
+    """Committed is committed: a connection lost during the work after COMMIT
+    gives a result naming the failed steps (the role fails on them and keeps
+    maintenance on), never a crash that reads like a rollback; the next run finishes."""
+    conn = app_conn(members_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        main_pid = cur.fetchone()[0]
+    conn.rollback()
+    killer = _autocommit(members_db)
+
+    def progress(message):
+        if message.startswith("CREATE INDEX CONCURRENTLY") and not killer.closed:
+            with killer.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (main_pid,))
+            killer.close()
+
+    outcome = convert(conn, AFTER_COMMIT, _options(members_db, progress=progress))
+    assert killer.closed, "the work after COMMIT never started"
+    assert outcome["changed"] is True and outcome["post_commit_errors"]
+    assert _pending_rows(members_db) > 0
+    finished = convert(app_conn(members_db), AFTER_COMMIT, _options(members_db))
+    assert finished["changed"] is True and finished["post_commit_errors"] == []
+    assert _pending_rows(members_db) is None
+    assert all(_index_state(members_db, name.removeprefix("public.")) for name in DEFERRED)

@@ -2,9 +2,12 @@
 own (cluster with the broken fixture, Render simulator), the whole recovery, then a
 second run that changes nothing. No secret may appear in the output at -vvv."""
 
+import glob
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import psycopg2
 import pytest
@@ -43,8 +46,8 @@ def environment(tmp_path):
                        capture_output=True, timeout=120)
 
 
-def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path):
-    extra = {
+def recovery_vars(environment, tmp_path) -> dict:
+    return {
         "recovery_environment": "local",
         "recovery_database_url": environment["recovery_database_url"],
         "render_api_base_url": environment["render_api_url"],
@@ -61,6 +64,10 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
         "credential_rotation_services": [{"service": SERVICE}],
         "credential_rotation_user_prefix": "demo_app",
     }
+
+
+def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path):
+    extra = recovery_vars(environment, tmp_path)
     leaked_url = database_url(environment)
     with psycopg2.connect(leaked_url, connect_timeout=5):
         pass  # the leaked default user's password works before the run
@@ -96,3 +103,93 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     assert second.recap()["changed"] == 0
     assert "conversion needed: no" in second.output
     assert "nothing to rotate: no leaked user left" in second.output
+
+
+def _maintenance_enabled(environment) -> bool:
+    return api(environment, f"/services/{SERVICE}")["serviceDetails"]["maintenanceMode"]["enabled"]
+
+
+def _latest(tmp_path, name: str) -> str:
+    """The text of the newest report of that name."""
+    path = max(glob.glob(str(tmp_path / "reports" / "**" / name), recursive=True), key=os.path.getmtime)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _index_and_fk_state(url) -> tuple[set, set]:
+    """(indexes with their validity, FKs with their validity) of the public schema."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT indexrelid::regclass::text, indisvalid FROM pg_index i JOIN pg_class c "
+                    "ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace")
+        indexes = set(cur.fetchall())
+        cur.execute("SELECT conrelid::regclass::text, conname, convalidated FROM pg_constraint "
+                    "WHERE contype = 'f' AND connamespace = 'public'::regnamespace")
+        return indexes, set(cur.fetchall())
+
+
+def _kill_one_index_build(url, killed: list, stop: threading.Event) -> None:
+    """Fault injection after COMMIT: a session holding a snapshot makes every
+    CREATE INDEX CONCURRENTLY wait for it at its end; the first one seen waiting
+    is terminated (its index is left INVALID), then the snapshot is released."""
+    blocker = psycopg2.connect(url)
+    blocker.set_session(isolation_level="REPEATABLE READ")
+    with blocker.cursor() as cur:
+        cur.execute("SELECT 1")  # the snapshot the builds wait for
+    watcher = psycopg2.connect(url)
+    watcher.autocommit = True
+    try:
+        while not stop.is_set() and not killed:
+            with watcher.cursor() as cur:
+                cur.execute("SELECT pid, query FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%%' "
+                            "AND wait_event = 'virtualxid'")
+                row = cur.fetchone()
+                if row:
+                    cur.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                    killed.append(row[1])
+            time.sleep(0.05)
+    finally:
+        blocker.close()
+        watcher.close()
+
+
+def test_work_after_commit_failing_keeps_maintenance_on_and_a_rerun_finishes_it(environment, tmp_path):
+    """The defaults build secondary indexes and validate FKs after COMMIT: until
+    that work is done the app must not run. A build killed after COMMIT fails the
+    role, maintenance mode stays on, the run report says so, and the next
+    recover.yml finishes the steps left before the app is back."""
+    extra = recovery_vars(environment, tmp_path)
+    url = environment["recovery_database_url"]
+    indexes_before, fks_before = _index_and_fk_state(url)  # their validity must come back exactly
+    killed, stop = [], threading.Event()
+    fault = threading.Thread(target=_kill_one_index_build, args=(url, killed, stop), daemon=True)
+    fault.start()
+    try:
+        first = run_playbook("playbooks/recover.yml", extra)
+    finally:
+        stop.set()
+        fault.join(timeout=30)
+    assert killed, "no index build was caught waiting"
+    assert first.rc != 0, first.output[-3000:]
+    assert "converted and committed, but after commit" in first.output, first.output[-6000:]
+    assert _maintenance_enabled(environment) is True  # the app is not let back in without its indexes
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM key_conversion.pending_steps")
+        assert cur.fetchone()[0] > 0  # the unfinished steps are written down
+    report = _latest(tmp_path, "run-report.md")
+    assert "a step after its commit failed" in report and "Maintenance mode is still ON" in report
+
+    second = run_playbook("playbooks/recover.yml", extra)
+    assert second.rc == 0, second.output[-4000:]
+    assert "conversion needed: yes" in second.output  # the unfinished steps are conversion work
+    findings = _latest(tmp_path, "findings.md")
+    assert "steps an earlier conversion left for after its commit" in findings
+    assert "left unfinished by an earlier run: 0 steps" not in second.output
+    assert _maintenance_enabled(environment) is False
+    indexes_after, fks_after = _index_and_fk_state(url)
+    # Every index and FK there before is back (the deploy's migrations add more), valid as before.
+    assert {name for name, _ in indexes_before} <= {name for name, _ in indexes_after}
+    assert all(valid for _, valid in indexes_after)
+    assert {(n, v) for _, n, v in fks_before} <= {(n, v) for _, n, v in fks_after}
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regnamespace('key_conversion')")
+        assert cur.fetchone()[0] is None  # the list is gone once finished

@@ -107,5 +107,6 @@ def test_only_plain_index_definitions_are_rebuilt_concurrently():
 
 def test_the_shape_value_check_is_length_and_hyphens_in_the_same_one_statement():
     sql = q.alter_columns("public.t", [("id", "varchar(36)")], checked=["id"], value_check="shape")
-    assert sql.endswith('CHECK ((octet_length("id") = 36 AND "id" LIKE \'________-____-____-____-____________\'))')
+    assert sql.endswith('CHECK ((octet_length("id") = 36 AND "id" COLLATE "C" LIKE '
+                        '\'________-____-____-____-____________\'))')
     assert sql.count("ALTER TABLE") == 1
