@@ -182,8 +182,10 @@ RETURN = r"""
 plan:
   description: Columns, tables (with sizes), FKs, views, policies, triggers, rules, refusals, unconverted columns,
     lock order, the ordered SQL, the statements for after commit (post_commit_sql), the secondary indexes built
-    after commit (deferred_indexes), steps an earlier run left unfinished (pending_after_commit) and the
-    estimated seconds.
+    after commit (deferred_indexes), steps an earlier run left unfinished (pending_after_commit), generated
+    columns dropped and added back (generated_columns), dependents whose uuid constants are retyped with their
+    text before and after (rewritten), functions and triggers naming a converted table and a column left
+    unconverted (unconverted_writers), notes, and the estimated seconds.
   returned: always
   type: dict
 fk_count_before:

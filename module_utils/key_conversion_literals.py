@@ -123,6 +123,9 @@ class Analysis:
             return self.classify(parent, stack, ancestors[:-1])
         if tag == "TARGETENTRY":
             holder = _tag(ancestors[-2]) if len(ancestors) > 1 else None
+            if len(ancestors) > 3 and _tag(ancestors[-3]) == "RANGETBLENTRY" and ancestors[-4].get("setOperations"):
+                # UNION and the like: the other branches' columns must change type too.
+                return self.problems.append(f"{name} is an output of one branch of a UNION, INTERSECT or EXCEPT")
             if holder == "QUERY" or (holder == "AGGREF" and ancestors[-2].get("aggfnoid") == COUNT_ANY):
                 return None
             return self.problems.append(f"{name} is passed to {holder or 'an expression'}")
@@ -181,7 +184,11 @@ def analyse(trees: list[str | None], *, converted: set, equality_ops: set, sourc
     analysis.columns = column_names or {}
     analysis.attnames = attnames or {}
     for text in trees:
-        tree = parse(text)
+        try:
+            tree = parse(text)
+        except (ValueError, IndexError):  # a node format this reader does not know: not provable
+            analysis.problems.append("its stored parse tree could not be read")
+            continue
         if tree is not None:
             analysis.visit(tree, [BASE] if base_relid is not None else [])
     # Constants seen before the column they are compared with are sorted out at the end.

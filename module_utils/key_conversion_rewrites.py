@@ -75,9 +75,8 @@ class Rewrites:
             if kind == "policy":  # one tree per clause
                 for field, tree in zip(fields, texts, strict=True):
                     item[field] = self._text(label, self._analyse([tree], relid), item[field])
-            else:
-                base = relid if kind == "trigger" else None
-                item[fields[0]] = self._text(label, self._analyse(texts, base), item[fields[0]])
+            else:  # a trigger's OLD and NEW, a rule's qualification: the table itself
+                item[fields[0]] = self._text(label, self._analyse(texts, relid), item[fields[0]])
 
     def check_constraints(self, keys) -> None:
         if not self.active:
