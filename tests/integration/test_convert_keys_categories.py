@@ -25,6 +25,9 @@ from tests.integration.test_convert_keys_objects import (  # noqa: F401 -- make_
     run_sql,
 )
 
+# The module's defaults, and the levers that move work past the COMMIT.
+LEVERS = [{}, {"fk_validation": "after_commit", "index_build": "after_commit", "value_check": "shape"}]
+
 
 def columns_in_order(url: str, table: str) -> list[str]:
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
@@ -120,14 +123,15 @@ CREATE DOMAIN request_ref AS uuid DEFAULT gen_random_uuid();
 """
 
 
-def test_domain_typed_fk_column_converts_with_its_not_null_and_default(make_database):
+@pytest.mark.parametrize("levers", LEVERS, ids=["defaults", "after_commit"])
+def test_domain_typed_fk_column_converts_with_its_not_null_and_default(make_database, levers):
     url = make_database()
     run_sql(url, DOMAINS.format(domains=DOMAIN_SQL, key="uuid", user_ref="user_ref", request_ref="request_ref"))
     native_url = make_database()
     # The domains stay (unused) after the conversion: the native schema has them too.
     run_sql(native_url, DOMAINS.format(domains=DOMAIN_SQL, key="varchar(36)", user_ref="varchar(36) NOT NULL",
                                        request_ref="varchar(36) DEFAULT gen_random_uuid()"))
-    outcome, before, after = convert_checked(url, ConversionRequest())
+    outcome, before, after = convert_checked(url, ConversionRequest(**levers))
     plan = outcome["plan"]
     assert {c["qualified"]: c["type"] for c in plan.columns if c.get("domain")} == {
         "public.sessions.user_id": "public.user_ref", "public.sessions.request_id": "public.request_ref"}
@@ -145,7 +149,7 @@ def test_domain_typed_fk_column_converts_with_its_not_null_and_default(make_data
         with pytest.raises(psycopg2.errors.NotNullViolation):
             cur.execute("INSERT INTO sessions (user_id) VALUES (NULL)")
         conn.rollback()
-        assert convert(conn, ConversionRequest(), RunOptions())["changed"] is False
+        assert convert(conn, ConversionRequest(**levers), RunOptions())["changed"] is False
 
 
 # -- 3. sentinel uuid literals in dependents ----------------------------------
@@ -175,7 +179,9 @@ INSERT INTO posts (author_id, body) SELECT id, 'hello from ' || email FROM "User
 """
 
 
-def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, make_role):  # noqa: F811
+@pytest.mark.parametrize("levers", LEVERS, ids=["defaults", "after_commit"])
+def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, make_role,  # noqa: F811
+                                                                 levers):
     reader = make_role(member=True)
     url = make_database()
     run_sql(url, LITERALS.format(key="uuid", system=SYSTEM, upper=SYSTEM.upper(), reader=reader))
@@ -183,7 +189,7 @@ def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, 
     run_sql(native_url, LITERALS.format(key="varchar(36)", system=SYSTEM, upper=SYSTEM, reader=reader))
     run_sql(url, f'GRANT SELECT ON posts TO "{reader}"')
     run_sql(native_url, f'GRANT SELECT ON posts TO "{reader}"')
-    outcome, before, after = convert_checked(url, ConversionRequest())
+    outcome, before, after = convert_checked(url, ConversionRequest(**levers))
     plan = outcome["plan"]
     shown = {r["object"]: r for r in plan.rewritten}
     assert set(shown) == {
@@ -209,7 +215,7 @@ def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, 
     assert len(rows(url, "SELECT * FROM human_posts", role=reader)) == 5
     assert len(rows(url, "SELECT * FROM posts", role=reader)) == 5
     with closing(app_conn(url)) as conn:
-        assert convert(conn, ConversionRequest(), RunOptions())["changed"] is False
+        assert convert(conn, ConversionRequest(**levers), RunOptions())["changed"] is False
 
 
 # -- 4. an audit trigger writing a converted id into a uuid column --------------
