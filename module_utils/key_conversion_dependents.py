@@ -185,3 +185,26 @@ def domain_users(reader, domain_oids) -> dict:
     for oid, column in rows:
         users.setdefault(oid, []).append(column)
     return users
+
+
+def from_domain(column: dict, domain: dict, notes: list[str]) -> None:
+    """A column of a domain over the source type becomes the plain target type:
+    the domain's NOT NULL and default move onto the column (the same ALTER
+    TABLE); its CHECK constraints, written for the source type, do not."""
+    column["domain"] = domain["name"]
+    column["set_not_null"] = domain["not_null"] and not column["not_null"]
+    column["set_default"] = domain["default"] if column["default"] is None else None
+    column["default_added"] = column["set_default"] is not None
+    column["not_null"] = column["not_null"] or domain["not_null"]
+    column["default"] = column["default"] if column["default"] is not None else domain["default"]
+    if domain["checks"]:
+        notes.append(f"column {column['qualified']} is of domain {domain['name']}, whose checks "
+                     f"({'; '.join(domain['checks'])}) stop applying to it: it becomes plain {column['new_type']}")
+
+
+def unused_domains(reader, columns: list[dict], domains: dict) -> list[str]:
+    used = {domains[d["domain"]]["oid"]: d["domain"] for d in columns if d.get("domain")}
+    still = domain_users(reader, list(used))
+    converted = {d["qualified"] for d in columns}
+    return [f"domain {name} is no longer used by any column after the change; it is kept, not dropped"
+            for oid, name in sorted(used.items()) if not set(still.get(oid, [])) - converted]

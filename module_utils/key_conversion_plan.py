@@ -175,29 +175,6 @@ def _columns(names) -> list[Column]:
     return [Column(*name.split(".", 2)) for name in names]
 
 
-def _from_domain(column: dict, domain: dict, notes: list[str]) -> None:
-    """A column of a domain over the source type becomes the plain target type:
-    the domain's NOT NULL and default move onto the column (the same ALTER
-    TABLE); its CHECK constraints, written for the source type, do not."""
-    column["domain"] = domain["name"]
-    column["set_not_null"] = domain["not_null"] and not column["not_null"]
-    column["set_default"] = domain["default"] if column["default"] is None else None
-    column["default_added"] = column["set_default"] is not None
-    column["not_null"] = column["not_null"] or domain["not_null"]
-    column["default"] = column["default"] if column["default"] is not None else domain["default"]
-    if domain["checks"]:
-        notes.append(f"column {column['qualified']} is of domain {domain['name']}, whose checks "
-                     f"({'; '.join(domain['checks'])}) stop applying to it: it becomes plain {column['new_type']}")
-
-
-def _unused_domains(reader, columns: list[dict], domains: dict) -> list[str]:
-    used = {domains[d["domain"]]["oid"]: d["domain"] for d in columns if d.get("domain")}
-    still = catalog.domain_users(reader, list(used))
-    converted = {d["qualified"] for d in columns}
-    return [f"domain {name} is no longer used by any column after the change; it is kept, not dropped"
-            for oid, name in sorted(used.items()) if not set(still.get(oid, [])) - converted]
-
-
 def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     request.check()
     source_name, source_fmt = reader.resolve_type(request.source_type)
@@ -251,7 +228,7 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
             continue
         d["new_type"] = target_sql + ("[]" if d["is_array"] else "")
         if d["type"] in domains:
-            _from_domain(d, domains[d["type"]], domain_notes)
+            catalog.from_domain(d, domains[d["type"]], domain_notes)
         columns.append(d)
     convert_keys = [(d["schema"], d["table"], d["column"]) for d in columns]
     if target_fmt == "uuid":
@@ -281,16 +258,21 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                     "written_by": reader.trigger_functions_mentioning(left_details[c.qualified]["relation"],
                                                                        c.column)}
                    for c in left if c.qualified in left_details]
+    # Writers into any source-type column left, in every schema, arrays included.
+    everywhere = reader.user_schemas()
+    anywhere = reader.columns_of_types([source_name, "_" + source_name], everywhere) + catalog.domain_columns(
+        reader, [d["oid"] for d in domains.values()], everywhere)
+    left_anywhere = [c for c in anywhere if c.qualified not in converted]
     writers = catalog.unconverted_writers(
         reader, sorted({d["relation"] for d in columns}),
-        [(left_details[c.qualified]["relation"], c.column) for c in left if c.qualified in left_details])
+        [(d["relation"], d["column"]) for d in reader.column_details(left_anywhere)])
     if writers and request.allow_unconverted_writers:
         notes += [f"{writer}, a column left unconverted (allowed by allow_unconverted_writers)" for writer in writers]
     elif writers:
         refusals += [f"{writer}, a column left {source_fmt}: after the change it would write {target_fmt} values "
                      "into it; use scope all, convert that column too (include_columns), or set "
                      "allow_unconverted_writers once it is reviewed" for writer in writers]
-    notes += _unused_domains(reader, columns, domains)
+    notes += catalog.unused_domains(reader, columns, domains)
 
     # 7. SQL, in execution order.
     by_table: dict = {}

@@ -267,3 +267,21 @@ def test_allowed_unconverted_writer_is_what_breaks_the_update(make_database):
         with conn.cursor() as cur, pytest.raises(psycopg2.errors.DatatypeMismatch, match="row_id"):
             cur.execute("UPDATE documents SET title = 'x'")
         conn.rollback()
+
+
+def test_a_writer_into_a_uuid_column_outside_the_schemas_is_refused_even_with_scope_all(make_database):
+    """scope all converts the schemas it is given; a trigger copying a converted
+    id into a table of another schema still breaks. (A uuid array no function
+    names is no writer's concern.)"""
+    url = make_database()
+    run_sql(url, AUDIT.replace("CREATE TABLE audit_log", 'CREATE SCHEMA "Audit"; CREATE TABLE "Audit".audit_log')
+            .replace("INSERT INTO audit_log", 'INSERT INTO "Audit".audit_log')
+            + "ALTER TABLE documents ADD COLUMN related uuid[];")
+    with closing(app_conn(url)) as conn:
+        plan = plan_only(conn, ConversionRequest())["plan"]
+    assert plan.writers == ['trigger documents_audit on public.documents running function '
+                            'public.audit_documents() names "Audit".audit_log.row_id']
+    assert any(r.startswith(plan.writers[0]) for r in plan.refusals)
+    with closing(app_conn(url)) as conn:
+        widened = plan_only(conn, ConversionRequest(schemas=["public", "Audit"]))["plan"]
+    assert widened.writers == [] and widened.refusals == []
