@@ -270,8 +270,9 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         notes += [f"{writer}, a column left unconverted (allowed by allow_unconverted_writers)" for writer in writers]
     elif writers:
         refusals += [f"{writer}, a column left {source_fmt}: after the change it would write {target_fmt} values "
-                     "into it; use scope all, convert that column too (include_columns), or set "
-                     "allow_unconverted_writers once it is reviewed" for writer in writers]
+                     "into it; convert that column too (scope all and its schema in schemas, include_columns, or "
+                     "include_arrays for an array), or set allow_unconverted_writers once it is reviewed"
+                     for writer in writers]
     notes += catalog.unused_domains(reader, columns, domains)
 
     # 7. SQL, in execution order.
