@@ -285,3 +285,33 @@ def test_a_writer_into_a_uuid_column_outside_the_schemas_is_refused_even_with_sc
     with closing(app_conn(url)) as conn:
         widened = plan_only(conn, ConversionRequest(schemas=["public", "Audit"]))["plan"]
     assert widened.writers == [] and widened.refusals == []
+
+
+# -- the role, as an operator runs it ------------------------------------------
+
+def test_the_playbook_shows_retyped_text_in_check_mode_and_stops_on_a_writer_by_name(make_database, make_role,  # noqa: F811
+                                                                                    tmp_path):
+    from tests.playbook_runner import run_playbook
+
+    reader = make_role(member=True)
+    url = make_database()
+    run_sql(url, LITERALS.format(key="uuid", system=SYSTEM, upper=SYSTEM.upper(), reader=reader) + AUDIT)
+    extra = {"recovery_database_url": url, "convert_keys_report_dir": str(tmp_path / "reports"),
+             "convert_keys_poll_interval": 1, "convert_keys_require_backup": False}
+    before = fingerprint(url)
+    planned = run_playbook("playbooks/convert.yml", extra, check=True, diff=True)
+    assert planned.rc == 0, planned.output[-3000:]
+    assert "dependents with uuid constants retyped: view public.human_posts" in " ".join(planned.output.split())
+    assert f"'{SYSTEM}'::character varying(36)" in planned.output  # the after text, under --diff
+    assert fingerprint(url) == before
+    # scope keys: the audit trigger is named in check mode, and the run stops there too.
+    keys = {**extra, "convert_keys_scope": "keys"}
+    for check in (True, False):
+        refused = run_playbook("playbooks/convert.yml", keys, check=check)
+        assert refused.rc != 0
+        assert "trigger documents_audit on public.documents running function" in refused.output
+        assert fingerprint(url) == before
+    converted = run_playbook("playbooks/convert.yml", extra)
+    assert converted.rc == 0, converted.output[-3000:]
+    again = run_playbook("playbooks/convert.yml", extra)
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.output[-3000:]
