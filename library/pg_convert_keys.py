@@ -12,10 +12,15 @@ description:
     composite FKs, multi-column unique keys, self-references, cycles, partitioned tables), captures every FK
     exactly (C(pg_get_constraintdef) with an empty search_path) and every object that blocks or depends on the
     columns (views and materialized views with their dependents, owners, grants, comments, indexes and populated
-    state; RLS policies; triggers; rules), and refuses by name, before any change, what it cannot recreate safely
-    (generated columns, publications, SQL-standard function bodies, constraint triggers, CHECKs with a
-    source-type literal, policies that would no longer type-check, tables owned by another role, text values
-    that are not UUIDs).
+    state; RLS policies; triggers; rules; stored generated columns, dropped and added back in the table's one
+    rewrite with their NOT NULL, indexes, constraints, grants, comment and statistics target, as its last
+    column). Columns of a domain over O(source_type) convert like it (the domain's NOT NULL and default move
+    onto the column; the plan names the domain, kept, and its checks). From uuid, every use of a converted
+    column in a view, policy, trigger WHEN, rule, check or index expression is read from the stored parse tree;
+    uuid constants compared by equality with it are retyped (before/after shown in the plan and --diff); any
+    use not provably the same over the new type is refused by name. Also refused before any change are
+    publications, SQL-standard function bodies, constraint triggers, policies that would no longer type-check,
+    tables owned by another role, text values that are not UUIDs.
   - In one transaction it takes every lock up front in a fixed order (with C(lock_timeout) and bounded retries
     with backoff and jitter that name the blocking sessions), plans again under the lock, drops dependents and
     FKs, runs ONE C(ALTER TABLE) per table with all of its column changes (one rewrite per table), recreates
@@ -33,11 +38,20 @@ options:
     default: [auto]
   scope:
     description:
-      - C(keys) converts the keys and every column linked to them by FKs. C(all) also converts every other
-        column of O(source_type) in O(schemas) (the app's contract that none remains).
+      - C(all) (the default) converts the keys, every column linked to them by FKs, and every other column of
+        O(source_type) (or of a domain over it) in O(schemas), the app's contract that none remains. C(keys)
+        converts the keys and their FK closure only, and refuses by name while a function or trigger names a
+        converted table and a column left unconverted, unless O(allow_unconverted_writers).
     type: str
     choices: [keys, all]
-    default: keys
+    default: all
+  allow_unconverted_writers:
+    description:
+      - Run although functions or triggers whose body names a converted table also name a column of
+        O(source_type) left unconverted (after the change they would write the new type into it). They are
+        listed in the plan either way; set this only once each is reviewed.
+    type: bool
+    default: false
   source_type:
     description: The type being replaced, as SQL (C(uuid), C(varchar(36))).
     type: str
@@ -150,7 +164,7 @@ attributes:
     description: Returns the plan from the catalog alone; no DDL is executed, not even in a rolled-back transaction.
   diff_mode:
     support: full
-    description: Column types before and after.
+    description: Column types before and after, and the text of each dependent whose uuid constants are retyped.
 author: render-key-recovery maintainers
 """
 
@@ -182,8 +196,10 @@ RETURN = r"""
 plan:
   description: Columns, tables (with sizes), FKs, views, policies, triggers, rules, refusals, unconverted columns,
     lock order, the ordered SQL, the statements for after commit (post_commit_sql), the secondary indexes built
-    after commit (deferred_indexes), steps an earlier run left unfinished (pending_after_commit) and the
-    estimated seconds.
+    after commit (deferred_indexes), steps an earlier run left unfinished (pending_after_commit), generated
+    columns dropped and added back (generated_columns), dependents whose uuid constants are retyped with their
+    text before and after (rewritten), functions and triggers naming a converted table and a column left
+    unconverted (unconverted_writers), notes, and the estimated seconds.
   returned: always
   type: dict
 fk_count_before:
@@ -272,17 +288,21 @@ def _result(module, plan, **extra):
 
 
 def _diff(plan):
-    return {
-        "before": "".join(f"{c['qualified']}: {c['type']}\n" for c in plan.columns),
-        "after": "".join(f"{c['qualified']}: {c['new_type']}\n" for c in plan.columns),
-    }
+    """Column types, then each dependent whose text has uuid constants retyped."""
+    before = "".join(f"{c['qualified']}: {c['type']}\n" for c in plan.columns)
+    after = "".join(f"{c['qualified']}: {c['new_type']}\n" for c in plan.columns)
+    for rewrite in plan.rewritten:
+        before += f"{rewrite['object']}:\n{rewrite['before']}\n"
+        after += f"{rewrite['object']}:\n{rewrite['after']}\n"
+    return {"before": before, "after": after}
 
 
 
 def main():
     argument_spec = connection_argument_spec() | {
         "keys": {"type": "list", "elements": "str", "default": ["auto"]},
-        "scope": {"type": "str", "choices": list(SCOPES), "default": "keys"},
+        "scope": {"type": "str", "choices": list(SCOPES), "default": "all"},
+        "allow_unconverted_writers": {"type": "bool", "default": False},
         "source_type": {"type": "str", "default": "uuid"},
         "target_type": {"type": "str", "default": "varchar(36)"},
         "collation": {"type": "str"},
@@ -310,6 +330,7 @@ def main():
         schemas=p["schemas"], include_columns=p["include_columns"], include_arrays=p["include_arrays"],
         fk_validation=p["fk_validation"], index_build=p["index_build"], value_check=p["value_check"],
         rewrite_mb_per_second=p["rewrite_mb_per_second"],
+        allow_unconverted_writers=p["allow_unconverted_writers"],
         collation=p["collation"] or None)
     try:
         request.check()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible.module_utils import key_conversion_dependents as catalog
+from ansible.module_utils import key_conversion_objects as objects
 from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.key_findings import conversion_seconds
@@ -22,15 +24,13 @@ UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 FK_VALIDATION = ("in_transaction", "after_commit")
 INDEX_BUILD = ("in_transaction", "after_commit")
 VALUE_CHECKS = ("round_trip", "shape")
-# Rebuilt by ALTER COLUMN TYPE itself, or handled as FKs.
-HANDLED = {"index", "primary key", "unique constraint", "foreign key", "default",
-           "extended statistics", "sequence", "exclusion constraint"}
 
 
 @dataclass
 class ConversionRequest:
     keys: list[str] = field(default_factory=lambda: ["auto"])
-    scope: str = "keys"
+    # all: the app's contract is that no source-type column remains (arrays opt in).
+    scope: str = "all"
     source_type: str = "uuid"
     target_type: str = "varchar(36)"
     schemas: list[str] = field(default_factory=lambda: ["public"])
@@ -52,6 +52,9 @@ class ConversionRequest:
     # canonical UUID text is uuid's own order, and index builds several times
     # faster than under a linguistic collation. None keeps the database default.
     collation: str | None = None
+    # With columns of the source type left as they are: run even though functions
+    # or triggers that name a converted table also name one of them.
+    allow_unconverted_writers: bool = False
 
     def check(self) -> None:
         """Bad input is refused before any connection work."""
@@ -106,6 +109,11 @@ class Plan:
     records_pending: bool = False
     # Steps an earlier run recorded and did not finish: (position, relation, statement).
     pending_after_commit: list[tuple[int, str, str]] = field(default_factory=list)
+    # Generated columns dropped and added back; dependents whose text was retyped.
+    generated: list[dict] = field(default_factory=list)
+    rewritten: list[dict] = field(default_factory=list)
+    # Functions and triggers naming a converted table and a column left unconverted.
+    writers: list[str] = field(default_factory=list)
 
     @property
     def needed(self) -> bool:
@@ -155,6 +163,9 @@ class Plan:
             "post_commit_sql": self.post_commit_sql,
             "deferred_indexes": [ix["name"] for ix in self.deferred_indexes],
             "pending_after_commit": [statement for _, _, statement in self.pending_after_commit],
+            "generated_columns": [f"{g['relation']}.{q.ident(g['column'])}" for g in self.generated],
+            "rewritten": self.rewritten,
+            "unconverted_writers": self.writers,
             "maintenance_work_mem": self.maintenance_work_mem,
             "estimated_seconds": self.estimate_seconds,
         }
@@ -174,14 +185,18 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
 
     # 1. Start columns: the keys (auto: primary keys of the source type), and
     #    for scope=all every other source-type column in the schemas.
+    #    Columns of a domain over the source type count as the source type.
+    domains = catalog.domains_over(reader, source_fmt)
+    sources = {source_fmt} | set(domains)
     if request.keys == ["auto"]:
-        start = [c for c in reader.primary_key_columns(request.schemas) if c.type == source_fmt]
+        start = [c for c in reader.primary_key_columns(request.schemas) if c.type in sources]
     else:
         start = _columns(k for k in request.keys if k != "auto")
     start += _columns(request.include_columns)
     source_columns = reader.columns_of_types([source_name], request.schemas)
+    source_columns += catalog.domain_columns(reader, [d["oid"] for d in domains.values()], request.schemas)
     if request.scope == "all":
-        start += [c for c in source_columns if c.type == source_fmt]
+        start += [c for c in source_columns if c.type in sources]
     if request.include_arrays:
         start += [c for c in reader.columns_of_types(["_" + source_name], request.schemas)
                   if c.type == source_fmt + "[]"]
@@ -193,14 +208,14 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     found = {f"{d['schema']}.{d['table']}.{d['column']}" for d in details}
     refusals += [f"column {name} does not exist" for name in sorted(explicit - found)]
 
-    columns, already = [], []
+    columns, already, domain_notes = [], [], []
     for d in details:
         d["qualified"] = f"{d['schema']}.{d['table']}.{d['column']}"
         wanted = target_fmt + "[]" if d["is_array"] else target_fmt
         if d["type"] == wanted and (request.collation is None or d["collation"] == request.collation):
             already.append(d["qualified"])
             continue
-        if d["type"] not in (source_fmt, source_fmt + "[]", wanted):
+        if d["type"] not in (source_fmt, source_fmt + "[]", wanted, *domains):
             refusals.append(f"column {d['qualified']} is {d['type']}, neither {source_fmt} nor {target_fmt}")
             continue
         if d["relkind"] not in ("r", "p"):
@@ -212,6 +227,8 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                             "only its owner can change its columns")
             continue
         d["new_type"] = target_sql + ("[]" if d["is_array"] else "")
+        if d["type"] in domains:
+            catalog.from_domain(d, domains[d["type"]], domain_notes)
         columns.append(d)
     convert_keys = [(d["schema"], d["table"], d["column"]) for d in columns]
     if target_fmt == "uuid":
@@ -224,77 +241,39 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
     # 3. FKs on either side of a converted column (partition copies follow their parent).
     fks = [fk for fk in fks_touching(convert_keys, foreign_keys) if not fk.inherited]
 
-    # 4. Objects depending on the columns.
-    dependents = reader.column_dependents([Column(*k) for k in convert_keys])
-    direct_views = sorted({d.name for d in dependents if d.kind in ("view", "materialized view")})
-    depths = {v: 0 for v in direct_views}
-    for nested in reader.dependent_relations(direct_views):
-        depths[nested["relation"]] = max(depths.get(nested["relation"], 0), nested["depth"])
-    views = reader.relation_details(list(depths))
-    for view in views:
-        view["depth"] = depths[view["relation"]]
-        if view["unsupported"]:
-            refusals.append(f"{view['kind']} {view['relation']} has triggers, rules or column defaults "
-                            f"({', '.join(view['unsupported'])}) that a recreation would not restore")
-        if not view["owned_by_us"]:
-            refusals.append(f"{view['kind']} {view['relation']} is owned by {view['owner']}, not by "
-                            f"{current_user}: only its owner can drop and recreate it")
-        if any(c["acl"] for c in view["column_details"]):
-            refusals.append(f"{view['kind']} {view['relation']} has column-level grants")
-        if any(g["grantor"] != view["owner"] for g in view["grants"]):
-            refusals.append(f"{view['kind']} {view['relation']} has grants made by another role")
-    views.sort(key=lambda v: (v["depth"], v["relation"]))
-    notes = []
-    if target_fmt == "uuid":
-        notes += [f"{v['kind']} {v['relation']} is recreated from its definition over the text columns: casts "
-                  "PostgreSQL printed there (such as ::text on a key) stay, and comparisons through them stop "
-                  "using uuid indexes; review it after the change" for v in views]
-    notes += [f"materialized view {v['relation']} is recreated WITH DATA: its rows are computed afresh, as "
-              "REFRESH would, so rows it held from before its last refresh are not kept"
-              for v in views if v["kind"] == "materialized view" and v["populated"]]
+    # 4. Objects depending on the columns, what they need, what is refused.
+    found = objects.gather(reader, columns, source_name=source_name, source_fmt=source_fmt,
+                           target_fmt=target_fmt, current_user=current_user)
+    views, policies, triggers, rules = found.views, found.policies, found.triggers, found.rules
+    refusals += found.refusals
+    notes = found.notes + domain_notes
 
-    policies = reader.policy_details(sorted({d.objid for d in dependents if d.kind == "policy"}))
-    triggers = reader.trigger_details(sorted({d.objid for d in dependents if d.kind == "trigger"}))
-    rules = reader.rule_details(sorted({d.objid for d in dependents if d.kind == "rule"}))
-    refusals += [f"trigger {t['name']} on {t['relation']} is a constraint trigger"
-                 for t in triggers if t["constraint_trigger"]]
-    checks = {(dep.relation, dep.name): dep for dep in dependents if dep.kind == "check constraint"}
-    refusals += [f"{dep.kind} {dep.name} depends on {dep.column} and cannot be recreated safely by this tool: "
-                 "change it by hand first"
-                 for dep in dependents
-                 if dep.kind not in HANDLED | {"view", "materialized view", "policy", "trigger", "rule",
-                                               "check constraint"}]
-
-    # 5. Policies and check constraints are re-parsed over the new types (ALTER
-    #    TYPE re-adds a check from its text): each must still type-check.
-    new_types = {(d["relation"], d["column"]): d["new_type"] for d in columns}
-    table_columns = reader.table_columns(sorted({p["relation"] for p in policies}
-                                                | {relation for relation, _ in checks}))
-
-    def probe(relation: str, expression: str) -> str | None:
-        cols = [(c, new_types.get((relation, c), t)) for c, t in table_columns[relation]]
-        return reader.probe_expression(cols, relation.rsplit(".", 1)[-1].strip('"'), expression)
-
-    for policy in policies:
-        for clause in ("using", "with_check"):
-            error = probe(policy["relation"], policy[clause]) if policy[clause] else None
-            if error:
-                refusals.append(f"policy {policy['name']} on {policy['relation']} would not survive "
-                                f"the change ({error}): rewrite it for {target_fmt} first")
-    for (relation, name), dep in sorted(checks.items()):
-        error = probe(relation, q.check_expression(dep.definition))
-        if error:
-            refusals.append(f"check constraint {name} on {relation} would fail after the change ({error}): "
-                            f"{dep.definition}; rewrite it for {target_fmt} first")
-
-    # 6. Source-type columns left as they are, and what still writes into them.
+    # 5. Source-type columns left as they are, and what still writes into them:
+    #    a function naming a converted table and one of them would copy the new
+    #    type into the old after the change (bodies are not in pg_depend).
     converted = {d["qualified"] for d in columns} | set(already)
-    unconverted = []
-    for c in source_columns:
-        if c.qualified not in converted and c.type == source_fmt:
-            relation = next((d["relation"] for d in reader.column_details([c])), c.qualified)
-            unconverted.append({"column": c.qualified, "type": c.type,
-                                "written_by": reader.trigger_functions_mentioning(relation, c.column)})
+    left = [c for c in source_columns if c.qualified not in converted and c.type in sources]
+    left_details = {d["schema"] + "." + d["table"] + "." + d["column"]: d for d in reader.column_details(left)}
+    unconverted = [{"column": c.qualified, "type": c.type,
+                    "written_by": reader.trigger_functions_mentioning(left_details[c.qualified]["relation"],
+                                                                       c.column)}
+                   for c in left if c.qualified in left_details]
+    # Writers into any source-type column left, in every schema, arrays included.
+    everywhere = reader.user_schemas()
+    anywhere = reader.columns_of_types([source_name, "_" + source_name], everywhere) + catalog.domain_columns(
+        reader, [d["oid"] for d in domains.values()], everywhere)
+    left_anywhere = [c for c in anywhere if c.qualified not in converted]
+    writers = catalog.unconverted_writers(
+        reader, sorted({d["relation"] for d in columns}),
+        [(d["relation"], d["column"]) for d in reader.column_details(left_anywhere)])
+    if writers and request.allow_unconverted_writers:
+        notes += [f"{writer}, a column left unconverted (allowed by allow_unconverted_writers)" for writer in writers]
+    elif writers:
+        refusals += [f"{writer}, a column left {source_fmt}: after the change it would write {target_fmt} values "
+                     "into it; convert that column too (scope all and its schema in schemas, include_columns, or "
+                     "include_arrays for an array), or set allow_unconverted_writers once it is reviewed"
+                     for writer in writers]
+    notes += catalog.unused_domains(reader, columns, domains)
 
     # 7. SQL, in execution order.
     by_table: dict = {}
@@ -328,6 +307,8 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         deferred_indexes = reader.secondary_indexes([Column(d["schema"], d["table"], d["column"])
                                                      for d in columns if d["relkind"] == "r"])
         drop_sql += [q.drop_index(ix["name"]) for ix in deferred_indexes]
+    later = {ix["name"] for ix in deferred_indexes}
+    drop_sql += [q.drop_index(ix["name"]) for ix in found.rewrites.indexes if ix["name"] not in later]
     # From uuid, each new value is checked to be canonical UUID text during the
     # rewrite itself (arrays: the element cast already guarantees it).
     values_checked = source_fmt == "uuid"
@@ -338,9 +319,13 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                      "values are checked round_trip, not by shape")
     alter_sql, checked_relations = [], []
     for rel, cols in sorted(by_table.items()):
-        checked = [d["column"] for d in cols if not d["is_array"]] if values_checked else []
-        alter_sql.append((rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols],
-                                               request.collation, checked, value_check)))
+        gen = found.generated_names(rel)  # dropped and added back with the new type
+        checked = [d["column"] for d in cols if not d["is_array"] and d["column"] not in gen] \
+            if values_checked else []
+        before, after = found.table_clauses(rel, cols)
+        alter_sql.append((rel, q.alter_columns(rel, [(d["column"], d["new_type"]) for d in cols
+                                                     if d["column"] not in gen],
+                                               request.collation, checked, value_check, before, after)))
         if checked:
             checked_relations.append(rel)
     create_sql, deferred = [], []
@@ -364,6 +349,7 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
         create_sql += q.create_trigger(trigger)
     for rule in rules:
         create_sql += q.create_rule(rule)
+    create_sql += found.recreate_sql(later)
     post_commit = [(ix["relation"], q.create_index_concurrently(ix["definition"], ix["bare_name"]))
                    for ix in deferred_indexes]
     post_commit += [(ix["relation"], q.comment_on_index(ix["name"], ix["comment"]))
@@ -396,5 +382,6 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
 
     return Plan(source_fmt, target_fmt, request.collation, columns, already, tables, fks, views, policies,
                 triggers, rules, refusals, unconverted, lock_relations, drop_sql, alter_sql, checked_relations,
-                create_sql, post_commit, deferred, estimate, notes, deferred_indexes, records_pending, leftover)
+                create_sql, post_commit, deferred, estimate, notes, deferred_indexes, records_pending, leftover,
+                found.generated, found.rewrites.shown, writers)
 

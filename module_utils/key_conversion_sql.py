@@ -33,17 +33,22 @@ UUID_SHAPE = "'________-____-____-____-____________'"
 
 
 def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str | None = None,
-                  checked: list[str] | None = None, value_check: str = "round_trip") -> str:
+                  checked: list[str] | None = None, value_check: str = "round_trip",
+                  before: list[str] | None = None, after: list[str] | None = None) -> str:
     """One ALTER TABLE carrying every column change of a table: one rewrite.
 
     ``checked`` columns get a temporary CHECK on each value: ``round_trip``,
     canonical UUID text (cast to uuid and back, unchanged); ``shape``, 36
     bytes with the four hyphens in place. PostgreSQL evaluates a constraint
     added by the rewriting ALTER while it rewrites, so the check costs no scan
-    of its own; drop it right after (``drop_value_check``)."""
+    of its own; drop it right after (``drop_value_check``). ``before`` and
+    ``after`` are further clauses (drops; additions) of the same statement:
+    PostgreSQL runs drops, then type changes, then additions."""
     collate = f" COLLATE {ident(collation)}" if collation else ""
-    changes = [f"ALTER COLUMN {ident(col)} TYPE {new_type}{collate} USING {ident(col)}::{new_type}"
-               for col, new_type in columns]
+    changes = list(before or [])
+    changes += [f"ALTER COLUMN {ident(col)} TYPE {new_type}{collate} USING {ident(col)}::{new_type}"
+                for col, new_type in columns]
+    changes += list(after or [])
     if checked:
         condition = " AND ".join((f"{ident(col)}::uuid::text = {ident(col)}" if value_check == "round_trip"
                                   # bytewise: LIKE refuses a nondeterministic collation of the column

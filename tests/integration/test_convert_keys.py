@@ -227,17 +227,18 @@ def test_after_commit_validation_restores_the_same_fks(sink, workers):
 
 def test_half_converted_database_converges(sink):
     conn = app_conn(sink)
-    first = convert(conn, ConversionRequest(keys=["public.organizations.id"]), RunOptions())
+    first = convert(conn, ConversionRequest(keys=["public.organizations.id"], scope="keys"), RunOptions())
     assert first["changed"]
     # organizations.id's component includes Users via organization_id, but not Users.ID's own FKs
     assert "public.organizations.id" in [c["qualified"] for c in first["plan"].columns]
     # Naming both keys: the converted component is recognised, only the rest changes.
-    rest = convert(conn, ConversionRequest(keys=["public.organizations.id", "public.Users.ID"]), RunOptions())
+    rest = convert(conn, ConversionRequest(keys=["public.organizations.id", "public.Users.ID"], scope="keys"),
+                   RunOptions())
     assert rest["changed"]
     assert "public.organizations.id" in rest["plan"].already_converted
     first_columns = {c["qualified"] for c in first["plan"].columns}
     assert first_columns.isdisjoint(c["qualified"] for c in rest["plan"].columns)
-    last = convert(conn, ConversionRequest(), RunOptions())  # auto: documents.id remains
+    last = convert(conn, ConversionRequest(scope="keys"), RunOptions())  # auto: documents.id remains
     assert [c["qualified"] for c in last["plan"].columns if c["column"] == "id"] == ["public.documents.id"]
     assert convert(conn, ConversionRequest(), RunOptions())["changed"] is False
     conn.close()
@@ -302,12 +303,15 @@ def test_a_lock_error_that_is_not_a_timeout_fails_clearly_having_changed_nothing
 
 
 @pytest.mark.parametrize("ddl, refused", [
-    ("CREATE TABLE g (u uuid REFERENCES organizations(id), t text GENERATED ALWAYS AS (u::text) STORED)",
-     "generated column t"),
+    ("CREATE TABLE g (u uuid REFERENCES organizations(id), t text GENERATED ALWAYS AS (u::text) STORED);"
+     "CREATE VIEW gv AS SELECT t FROM g",
+     "generated column t on public.g is used by rule _RETURN on view public.gv"),
     ("CREATE POLICY p ON organizations USING (id = current_setting('app.org')::uuid)",
      "policy p on public.organizations would not survive"),
-    ("ALTER TABLE organizations ADD CONSTRAINT not_nil CHECK (id <> '00000000-0000-0000-0000-000000000000'::uuid)",
+    ("ALTER TABLE organizations ADD CONSTRAINT not_nil CHECK (id >= '00000000-0000-0000-0000-000000000000'::uuid)",
      "check constraint not_nil"),
+    ("CREATE VIEW big AS SELECT id FROM organizations WHERE id < '80000000-0000-0000-0000-000000000000'",
+     "view public.big would not keep its meaning"),
     ("CREATE FUNCTION org_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC "
      "SELECT count(*) FROM organizations WHERE id IS NOT NULL; END",
      "function public.org_count()"),
@@ -379,9 +383,15 @@ def test_scope_all_converts_unlinked_columns_and_lists_leftovers(make_database):
                     "$$BEGIN NEW.request_id := gen_random_uuid(); RETURN NEW; END$$;"
                     "CREATE TRIGGER a_stamp BEFORE INSERT ON a FOR EACH ROW EXECUTE FUNCTION stamp()")
     conn = app_conn(url)
-    keys_only = plan_only(conn, ConversionRequest())["plan"]
+    keys_only = plan_only(conn, ConversionRequest(scope="keys"))["plan"]
     assert [u["column"] for u in keys_only.unconverted] == ["public.a.request_id"]
     assert keys_only.unconverted[0]["written_by"] == ["a_stamp -> public.stamp()"]
+    # The trigger on the converted table names the column left uuid: refused, by name.
+    assert keys_only.writers == ["trigger a_stamp on public.a running function public.stamp() names "
+                                 "public.a.request_id"]
+    assert any(r.startswith("trigger a_stamp on public.a running function") for r in keys_only.refusals)
+    allowed = plan_only(conn, ConversionRequest(scope="keys", allow_unconverted_writers=True))["plan"]
+    assert allowed.refusals == [] and any("allow_unconverted_writers" in n for n in allowed.notes)
     outcome = convert(conn, ConversionRequest(scope="all", include_arrays=True), RunOptions())
     types = {c["qualified"]: c["new_type"] for c in outcome["plan"].columns}
     assert types == {"public.a.id": "varchar(36)", "public.a.request_id": "varchar(36)",
@@ -462,9 +472,11 @@ def test_collation_option_converts_to_c_and_converges(sink):
     conn.close()
 
 
-def test_a_recreation_that_fails_rolls_back_and_names_the_statement(make_database):
-    """A view whose definition stops type-checking over the new type cannot be
-    foreseen without DDL: the transaction rolls back and says which statement failed."""
+def test_check_mode_names_the_view_a_run_would_fail_on(make_database):
+    """A view joining a key with a uuid column left unconverted (scope keys)
+    stops type-checking over varchar: check mode refuses it by name, the run
+    refuses before any change, and running the plan regardless fails exactly
+    there (rolled back here), which is what the refusal spares."""
     url = make_database()
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE organizations (id uuid PRIMARY KEY);"
@@ -472,13 +484,23 @@ def test_a_recreation_that_fails_rolls_back_and_names_the_statement(make_databas
                     "CREATE VIEW org_audit AS SELECT o.id FROM organizations o JOIN audit a ON a.actor = o.id")
     before = fingerprint(url)
     conn = app_conn(url)
-    with pytest.raises(ConversionError) as err:
-        convert(conn, ConversionRequest(), RunOptions())
-    assert "operator does not exist: uuid = character varying" in str(err.value)
-    assert "the statement was: CREATE VIEW public.org_audit" in str(err.value)
-    assert err.value.details["failed_statement"].startswith("CREATE VIEW public.org_audit")
-    conn.close()
+    request = ConversionRequest(scope="keys")
+    plan = plan_only(conn, request)["plan"]
+    refusal = ("view public.org_audit would not keep its meaning over character varying(36): "
+               "public.organizations.id is compared with an expression of the old type")
+    assert any(r.startswith(refusal) for r in plan.refusals), plan.refusals
+    with pytest.raises(ConversionError, match=r"refused before any change: .*view public\.org_audit"):
+        convert(conn, request, RunOptions())
+    with pytest.raises(psycopg2.errors.UndefinedFunction, match="operator does not exist: uuid = character varying"), \
+            conn.cursor() as cur:
+        for statement in plan.sql:
+            cur.execute(statement)
+    conn.rollback()
     assert fingerprint(url) == before
+    # The default scope converts audit.actor too: nothing to refuse.
+    outcome = convert(conn, ConversionRequest(), RunOptions())
+    assert outcome["changed"] and "public.audit.actor" in [c["qualified"] for c in outcome["plan"].columns]
+    conn.close()
 
 
 def test_shape_value_check_converts_and_falls_back_when_a_cast_overrides_uuid_output(sink, pg_cluster):
