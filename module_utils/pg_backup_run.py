@@ -64,15 +64,14 @@ from ansible.module_utils.pg_backup_tools import (
     first_error,
     libpq_env,
     restore_via_psql,
-    run_client,
     scrub,
     toc_entries,
 )
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import ConnectionFailure, connect, resolve_connection
+from ansible.module_utils.pg_scratch_restore import archive_path, check_restore_versions, scratch_restore
 
 FORMATS = {"custom": "custom", "directory": "directory"}
-RESTORE_CHECK_OPTIONS = "-c maintenance_work_mem=256MB -c work_mem=64MB -c synchronous_commit=off"
 
 
 def _database_errors(func):
@@ -87,10 +86,6 @@ def _database_errors(func):
             text = str(exc).strip().splitlines()
             raise BackupError(f"database error: {text[0] if text else type(exc).__name__}") from None
     return wrapper
-
-
-def archive_path(path: str, manifest: dict) -> str:
-    return os.path.join(path, CUSTOM_FILE if manifest["format"] == "custom" else DIRECTORY_NAME)
 
 
 def _connect(params: dict, **kwargs):
@@ -335,19 +330,6 @@ def _dump_into(params, work, *, identity, backup_id, label, fmt, jobs, compress,
 
 # -- verification --------------------------------------------------------------
 
-def check_restore_versions(manifest: dict, pg_restore: str, server: dict, where: str) -> dict:
-    version = client_version(pg_restore)
-    if version["major"] < manifest["pg_dump_major"]:
-        raise BackupError(f"pg_restore {version['text']} is older than the pg_dump "
-                          f"{manifest['pg_dump_version']} that wrote this backup: use client tools of "
-                          f"major version {manifest['pg_dump_major']} or newer")
-    if server["major"] < manifest["server_major"]:
-        raise BackupError(f"{where} runs PostgreSQL {server['text']}, older than the backed-up server "
-                          f"({manifest['server_version']}): restore onto major version "
-                          f"{manifest['server_major']} or newer")
-    return version
-
-
 @_database_errors
 def verify_backup(path: str, level: str, *, identity: dict | None = None, scratch: dict | None = None,
                   bin_dir: str | None = None, run_id: str = "", reuse: bool = True,
@@ -396,66 +378,14 @@ def verify_backup(path: str, level: str, *, identity: dict | None = None, scratc
     return result
 
 
-def _scratch_params(scratch: dict, dbname: str) -> dict:
-    resolved = resolve_connection(scratch)
-    return {k: v for k, v in resolved.items() if k != "database_url"} | {"login_db": dbname}
-
-
 def restore_check(path: str, manifest: dict, scratch: dict, *, bin_dir: str | None = None) -> dict:
     """Restore into a new scratch database, compare with the manifest, drop it."""
-    from psycopg2 import sql
-
-    pg_restore = find_client("pg_restore", bin_dir)
-    admin = _connect(scratch, autocommit=True)
-    name = f"rkr_verify_{secrets.token_hex(6)}"
-    created_db = False
-    created_roles: list[str] = []
-    try:
-        reader = CatalogReader(admin)
-        server = reader.server_version()
-        check_restore_versions(manifest, pg_restore, server, "the scratch server")
-        with admin.cursor() as cur:
-            cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")
-            superuser, createdb, createrole = cur.fetchone()
-            if not (superuser or createdb):
-                raise BackupError("the scratch server's role may not create databases: give it CREATEDB "
-                                  "or use the local throwaway cluster")
-            for role in manifest.get("policy_roles", []):
-                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                if cur.fetchone():
-                    continue
-                if not (superuser or createrole):
-                    raise BackupError(f"the backup's policies name role {role!r}, missing on the scratch "
-                                      f"server, and its role may not create it")
-                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-                created_roles.append(role)
-            cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING %s LC_COLLATE 'C' "
-                                "LC_CTYPE 'C'").format(sql.Identifier(name)), (manifest["encoding"],))
-            created_db = True
-        target = _scratch_params(scratch, name)
-        env = libpq_env(target, application="render-key-recovery verify")
-        # Index builds and FK validation dominate a restore; give them memory (scratch server only).
-        env["PGOPTIONS"] = RESTORE_CHECK_OPTIONS
-        clock = time.monotonic()
-        proc = run_client([pg_restore, "--no-password", "--single-transaction", "--exit-on-error",
-                           "--no-owner", "--no-privileges", "--no-subscriptions", "--no-security-labels",
-                           f"--dbname={name}", archive_path(path, manifest)], env)
-        seconds = time.monotonic() - clock
-        if proc.returncode != 0:
-            raise BackupError(f"{path}: restore into a scratch database failed (nothing kept): "
-                              f"{first_error(proc.stderr)}")
+    with scratch_restore(path, manifest, scratch, bin_dir=bin_dir, purpose="verify") as (target, restored):
         problems, details = compare_with_manifest(target, manifest, check_schema=True)
         if problems:
             raise BackupError(f"{path}: the restored scratch database differs from the manifest: "
                               + "; ".join(problems))
-        return details | {"restore_seconds": round(seconds, 3), "scratch_server": server["text"]}
-    finally:
-        with admin.cursor() as cur:
-            if created_db:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            for role in created_roles:
-                cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        admin.close()
+    return details | {"restore_seconds": restored["restore_seconds"], "scratch_server": restored["scratch_server"]}
 
 
 def compare_with_manifest(params: dict, manifest: dict, *, check_schema: bool) -> tuple[list[str], dict]:
