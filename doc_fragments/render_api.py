@@ -13,9 +13,14 @@ options:
     type: str
     default: https://api.render.com/v1
   timeout:
-    description: Seconds before one HTTP request times out.
+    description: Seconds to connect, and to wait for each read of Render's answer, before a request times out.
     type: float
     default: 30
+  in_flight_wait:
+    description:
+      - After a create (POST) got no answer (read timeout, dropped connection, 502/504), seconds to watch for
+        it to take effect on Render's side before it is retried. Default twice O(timeout).
+    type: float
   max_attempts:
     description: Attempts per request, retries on 429, 5xx, timeouts and connection errors included.
     type: int

@@ -49,6 +49,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+error:
+  description:
+    - Why the module refused or failed (the same text as C(msg)); never holds a secret. A role runs this no_log
+      task with C(failed_when) false and fails with this reason in the next task, so the operator reads it.
+  returned: on failure
+  type: str
 stored:
   description: The revisions stored before.
   returned: always
@@ -70,6 +76,7 @@ executed_sql:
 from ansible.module_utils.alembic_history import HistoryError, parse_versions_dir
 from ansible.module_utils.alembic_reset import ResetRefused, apply, decide
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import refuse
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
@@ -93,17 +100,17 @@ def main():
     try:
         revisions = p["alembic_revisions"] or parse_versions_dir(p["alembic_versions_dir"])
     except HistoryError as exc:
-        module.fail_json(msg=str(exc))
+        refuse(module, str(exc))
     try:
         conn = connect(p)
     except ConnectionFailure as exc:
-        module.fail_json(msg=str(exc))
+        refuse(module, str(exc))
     try:
         reader = CatalogReader(conn)
         try:
             decision = decide(reader, revisions, wanted=p["revision"], expected_stored=p["expected_stored"])
         except (ResetRefused, HistoryError) as exc:
-            module.fail_json(msg=str(exc))
+            refuse(module, str(exc))
         result = {"changed": decision["changed"], "stored": decision["stored"], "revision": decision["target"],
                   "pending": decision["history"]["pending"], "executed_sql": []}
         if module._diff and decision["changed"]:
@@ -113,7 +120,7 @@ def main():
             try:
                 result["executed_sql"] = apply(conn, reader, decision)
             except ResetRefused as exc:
-                module.fail_json(msg=str(exc))
+                refuse(module, str(exc))
         module.exit_json(**result)
     finally:
         conn.rollback()

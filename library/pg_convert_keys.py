@@ -193,6 +193,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+error:
+  description:
+    - Why the module refused or failed (the same text as C(msg)); never holds a secret. A role runs this no_log
+      task with C(failed_when) false and fails with this reason in the next task, so the operator reads it.
+  returned: on failure
+  type: str
 plan:
   description: Columns, tables (with sizes), FKs, views, policies, triggers, rules, refusals, unconverted columns,
     lock order, the ordered SQL, the statements for after commit (post_commit_sql), the secondary indexes built
@@ -250,6 +256,7 @@ from ansible.module_utils.key_conversion_plan import (
     ConversionRequest,
 )
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
+from ansible.module_utils.module_refusal import refuse
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
     connect,
@@ -335,30 +342,30 @@ def main():
     try:
         request.check()
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        refuse(module, str(exc))
     if p["lock_timeout"] <= 0 or p["lock_retries"] < 0 or p["statement_timeout"] < 0:
-        module.fail_json(msg="lock_timeout must be > 0, lock_retries and statement_timeout >= 0")
+        refuse(module, "lock_timeout must be > 0, lock_retries and statement_timeout >= 0")
     if not 1 <= p["after_commit_workers"] <= 16:
-        module.fail_json(msg="after_commit_workers must be between 1 and 16")
+        refuse(module, "after_commit_workers must be between 1 and 16")
 
     try:
         conn = connect(p)
     except ConnectionFailure as exc:
-        module.fail_json(msg=str(exc))
+        refuse(module, str(exc))
     try:
         if module.check_mode:
             try:
                 planned = plan_only(conn, request)
             except ValueError as exc:
-                module.fail_json(msg=str(exc))
+                refuse(module, str(exc))
             except DatabaseError as exc:
-                module.fail_json(msg=f"planning failed, nothing changed: {str(exc).strip()}")
+                refuse(module, f"planning failed, nothing changed: {str(exc).strip()}")
             plan = planned["plan"]
             result = _result(module, plan, changed=plan.needed or bool(plan.pending_after_commit),
                              fk_count_before=planned["fk_count"],
                              fk_count_after=planned["fk_count"], executed_sql=[], lock_attempts=[])
             if plan.refusals:
-                module.fail_json(msg="refused before any change: " + "; ".join(plan.refusals), **result)
+                refuse(module, "refused before any change: " + "; ".join(plan.refusals), **result)
             if module._diff and plan.needed:
                 result["diff"] = _diff(plan)
             module.exit_json(**result)
@@ -372,11 +379,11 @@ def main():
         try:
             outcome = convert(conn, request, options)
         except ConversionError as exc:
-            module.fail_json(msg=str(exc), **exc.details)
+            refuse(module, str(exc), **exc.details)
         except ValueError as exc:
-            module.fail_json(msg=str(exc))
+            refuse(module, str(exc))
         except DatabaseError as exc:  # raised while planning, before any change
-            module.fail_json(msg=f"planning failed, nothing changed: {str(exc).strip()}")
+            refuse(module, f"planning failed, nothing changed: {str(exc).strip()}")
         plan = outcome["plan"]
         result = _result(module, plan, changed=outcome["changed"], fk_count_before=outcome["fk_count_before"],
                          fk_count_after=outcome["fk_count_after"], timings=outcome["timings"],
@@ -392,7 +399,7 @@ def main():
             done = ("converted and committed, but after commit: " if plan.needed
                     else "nothing left to convert, but the work an earlier run left for after its commit "
                          "is unfinished: ")
-            module.fail_json(msg=done + "; ".join(result["post_commit_errors"]), **result)
+            refuse(module, done + "; ".join(result["post_commit_errors"]), **result)
         module.exit_json(**result)
     finally:
         conn.close()

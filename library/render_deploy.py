@@ -12,7 +12,12 @@ description:
     with the deploy or 202 ("queued" behind a running deploy) with no body; after a 202 the
     module finds the new deploy in the service's deploy list.
   - A create that failed ambiguously (5xx, timeout, dropped connection) is retried only after
-    the deploy list shows that no deploy was created, so one task never makes two deploys.
+    the deploy list shows that no deploy was created; one left unanswered (read timeout, dropped
+    connection, 502/504) may still be running on Render's side, so the list is watched for
+    I(in_flight_wait) seconds first and a deploy Render creates late is found, not doubled.
+  - The deploy reported is the one live at the end. When a newer deploy supersedes the one this
+    task made or waited for (someone else's, or a late duplicate), that newer one is waited for
+    and reported, with C(superseded) naming the one it replaced.
   - Waits until the deploy is terminal (C(live), C(deactivated), C(build_failed),
     C(update_failed), C(canceled), C(pre_deploy_failed)) or I(wait_timeout) passes.
   - When the deploy fails, fetches the service's C(pre_deploy_ended) event for it and the
@@ -104,6 +109,11 @@ http_status:
   description: What Render answered to the create (201 with a body, or 202 queued).
   returned: when a deploy was created
   type: int
+superseded:
+  description: The deploy this task followed and the newer one that replaced it as the live one.
+  returned: when a newer deploy superseded it
+  type: dict
+  sample: {deploy_id: dep-d0abc, by: dep-d0xyz}
 failure:
   description:
     - When the deploy failed, the service's C(pre_deploy_ended) and C(deploy_ended) events for
@@ -171,6 +181,27 @@ def settled_latest(module, client, service_id, params, result):
         module.fail_json(msg=f"{exc} (it was already in progress; no second deploy was started)", **result)
 
 
+def actually_live(module, client, service_id, deploy, params, result):
+    """``deploy`` (ended live) or, when a newer deploy has replaced it since, that newer one
+    once it ended live: the deploy the service really runs."""
+    newest = next(iter(client.list_deploys(service_id, limit=1, max_items=1)), None)
+    if newest is None or newest["id"] == deploy["id"]:
+        return deploy
+    if newest.get("status") not in DEPLOY_TERMINAL:
+        try:
+            newest = client.wait_for_deploy(service_id, newest["id"], timeout=params["wait_timeout"],
+                                            interval=params["poll_interval"])
+        except RenderAPIError as exc:
+            result.update(deploy=deploy, status=deploy.get("status"))
+            module.fail_json(msg=f"deploy {deploy['id']} went live, but a newer deploy replaces it: {exc}",
+                             **result)
+    if newest.get("status") not in DEPLOY_SUCCESS:
+        return client.get_deploy(service_id, deploy["id"])  # the newer one failed: ours stays live
+    result["superseded"] = {"deploy_id": deploy["id"], "by": newest["id"]}
+    module.warn(f"deploy {deploy['id']} was superseded by the newer deploy {newest['id']}, which is the one live")
+    return newest
+
+
 def run(module, client):
     params = module.params
     service = client.find_service(params["service"])
@@ -213,6 +244,8 @@ def run(module, client):
         except RenderAPIError as exc:
             result.update(deploy=deploy, status=deploy.get("status"))
             module.fail_json(msg=str(exc), **result)
+    if params["wait"] and deploy.get("status") in DEPLOY_SUCCESS:
+        deploy = actually_live(module, client, service_id, deploy, params, result)
     status = deploy.get("status")
     result.update(deploy=deploy, status=status)
     if status in DEPLOY_TERMINAL and status not in DEPLOY_SUCCESS:

@@ -8,8 +8,10 @@ Every Render module in this collection talks to Render through ``RenderClient``:
   wrappers, and single reads of the few bare lists (``GET /postgres/{id}/credentials``);
 - bounded retries with exponential backoff and jitter on 429 (honouring ``Retry-After``,
   else ``Ratelimit-Reset`` read as seconds), 5xx, connection errors and timeouts;
-- POSTs that may have taken effect (create deploy, create postgres credential, suspend,
-  resume) are retried only after a read shows that they did not, so a retry never makes two;
+- POSTs that may have taken effect (create deploy, create postgres credential, export, suspend,
+  resume) are retried only after reads show that they did not; an unanswered one (read timeout,
+  dropped connection, 502/504) is watched for a while first (render_in_flight), so a request
+  Render finishes late is found, never doubled;
 - errors that name the resource and the status: ``Render API key rejected (HTTP 401)``,
   ``service srv-... not found (HTTP 404)``.
 
@@ -26,6 +28,8 @@ import random
 import re
 import time
 from urllib.parse import quote
+
+from ansible.module_utils.render_in_flight import IN_FLIGHT_STATUSES, in_flight_wait, watch_for_effect
 
 try:
     import requests
@@ -119,14 +123,15 @@ class RenderClient:
     def __init__(self, api_key, base_url=DEFAULT_BASE_URL, *, timeout=30.0, max_attempts=5,
                  backoff=1.0, max_backoff=30.0, max_total_wait=180.0, session=None,
                  sleep=time.sleep, clock=time.monotonic, jitter=random.random,
-                 user_agent=USER_AGENT):
+                 user_agent=USER_AGENT, in_flight=None):
         if not HAS_REQUESTS:
             raise RenderAPIError("the Python library `requests` is required to talk to Render")
         if not api_key:
             raise RenderAPIError("no Render API key given (option api_key or env RENDER_API_KEY)")
         self._key = _Secret(str(api_key))
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout = timeout
+        self.timeout = timeout  # seconds to connect, and to wait for each read of the answer
+        self.in_flight_wait = in_flight_wait(timeout, in_flight)
         self.max_attempts = max(1, int(max_attempts))
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -275,9 +280,10 @@ class RenderClient:
         ``idempotent`` (default: every method but POST) calls are retried on 429, 5xx,
         connection errors and timeouts. A non-idempotent call is retried blindly only when the
         failure proves it was not processed (429, connection refused, connect timeout); after an
-        ambiguous failure (5xx, read timeout, dropped connection) ``check()`` is called first:
-        if it returns a value, the call took effect and that value is returned (recovered=True);
-        if it returns None the call is retried; without ``check`` the error is raised.
+        ambiguous failure (5xx, read timeout, dropped connection) ``check()`` is called first
+        (for ``in_flight_wait`` seconds when unanswered): if it returns a value, the call took
+        effect and that value is returned (recovered=True); if it returns None the call is
+        retried; without ``check`` the error is raised.
         ``missing_ok_on_retry``: a 404 on a retried DELETE means the first attempt deleted it.
         """
         method = method.upper()
@@ -301,8 +307,8 @@ class RenderClient:
                 last_error = RenderAPIError(
                     f"{self._describe(method, path, resource)}: {method} {path} {kind} "
                     f"({type(exc).__name__})", method=method, path=path, resource=resource)
-                if not idempotent and not self._not_sent(exc):
-                    found = self._check_after_ambiguous(check, last_error)
+                if not idempotent and not self._not_sent(exc):  # sent, unanswered: may be running
+                    found = self._check_after_ambiguous(check, last_error, in_flight=True)
                     if found is not None:
                         return found
                 delay = self._backoff_delay(attempt)
@@ -316,7 +322,8 @@ class RenderClient:
                     delay = self._rate_limit_delay(headers, attempt)
                 elif status >= 500:
                     if not idempotent:
-                        found = self._check_after_ambiguous(check, error)
+                        found = self._check_after_ambiguous(check, error,
+                                                            in_flight=status in IN_FLIGHT_STATUSES)
                         if found is not None:
                             return found
                     delay = self._backoff_delay(attempt)
@@ -344,17 +351,15 @@ class RenderClient:
             status=last_error.status, method=method, path=path, resource=resource,
             request_id=last_error.request_id, api_message=last_error.api_message) from None
 
-    @staticmethod
-    def _check_after_ambiguous(check, error):
+    def _check_after_ambiguous(self, check, error, *, in_flight):
         if check is None:
             raise RenderAPIError(
                 f"{error.message}; the request may have taken effect and cannot be retried safely",
                 status=error.status, method=error.method, path=error.path, resource=error.resource,
                 request_id=error.request_id, api_message=error.api_message) from None
-        found = check()
-        if found is not None:
-            return ApiResponse(None, found, {}, recovered=True)
-        return None
+        wait = self.in_flight_wait if in_flight else 0.0
+        found = watch_for_effect(check, wait=wait, clock=self._clock, sleep=self._sleep)
+        return None if found is None else ApiResponse(None, found, {}, recovered=True)
 
     def get(self, path, *, params=None, resource=None):
         return self.request("GET", path, params=params, resource=resource).body
@@ -495,9 +500,8 @@ class RenderClient:
         """Trigger a deploy; return ``(deploy or None, http_status)``.
 
         Render answers 201 with the deploy, or 202 "Queued" with no body; after a 202 the new
-        deploy is looked up among the service's deploys (the ones not there before the POST),
-        for up to ``queued_timeout`` seconds. An ambiguous failure is retried only when the
-        deploy list shows that no new deploy appeared.
+        deploy (one not listed before the POST) is looked for up to ``queued_timeout`` seconds.
+        An ambiguous failure is retried only when the list shows no new deploy (see request).
         """
         body = {}
         if clear_cache:
@@ -509,17 +513,13 @@ class RenderClient:
         before = set(self._recent_deploy_ids(service_id))
 
         def new_deploy():
-            for deploy in self.list_deploys(service_id, limit=20, max_items=20):
-                if deploy["id"] not in before:
-                    return deploy
-            return None
+            return next((d for d in self.list_deploys(service_id, limit=20, max_items=20)
+                         if d["id"] not in before), None)
 
         response = self.request("POST", f"/services/{_encode(service_id)}/deploys", body=body,
                                 resource=f"service {service_id}", check=new_deploy)
-        if response.recovered:
-            return response.body, 201
-        if isinstance(response.body, dict) and response.body.get("id"):
-            return response.body, response.status
+        if response.recovered or (isinstance(response.body, dict) and response.body.get("id")):
+            return response.body, 201 if response.recovered else response.status
         deadline = self._clock() + queued_timeout
         while True:
             deploy = new_deploy()
@@ -593,10 +593,7 @@ class RenderClient:
     def create_credential(self, postgres_id, username):
         """POST a new PostgreSQL user (202, no body); never creates it twice on retry."""
         def exists():
-            for cred in self.list_credentials(postgres_id):
-                if cred.get("username") == username:
-                    return cred
-            return None
+            return next((c for c in self.list_credentials(postgres_id) if c.get("username") == username), None)
 
         return self.request("POST", f"/postgres/{_encode(postgres_id)}/credentials",
                             body={"username": username},
@@ -680,6 +677,7 @@ def render_argument_spec():
         "base_url": {"type": "str", "default": DEFAULT_BASE_URL,
                      "fallback": (env_fallback, ["RENDER_API_BASE_URL"])},
         "timeout": {"type": "float", "default": 30.0},
+        "in_flight_wait": {"type": "float"},
         "max_attempts": {"type": "int", "default": 5},
     }
 
@@ -704,7 +702,7 @@ def client_from_module(module):
         module.fail_json(msg=missing_required_lib("requests"))
     params = module.params
     return RenderClient(params["api_key"], params["base_url"], timeout=params["timeout"],
-                        max_attempts=params["max_attempts"])
+                        max_attempts=params["max_attempts"], in_flight=params["in_flight_wait"])
 
 
 def masked(value):

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -131,4 +132,38 @@ def test_a_failed_conversion_stops_the_play_with_its_reason(broken_db, extra):
     assert result.rc != 0
     assert "could not lock" in result.output and "SELECT count(*) FROM users" in result.output
     assert "Stop if the conversion failed" in result.output
+    assert fingerprint(broken_db) == before
+
+
+def _with_password(url, password):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{parts.hostname}:{parts.port}"))
+
+
+@pytest.mark.parametrize("playbook, bad, reason", [
+    ("convert.yml", {"convert_keys_keys": ["public.no_such_table.id"]}, "public.no_such_table.id"),
+    ("convert.yml", {"convert_keys_source_type": "bogus_type"}, "bogus_type"),
+    ("convert.yml", {"recovery_database_url": "wrong-password"}, "password rejected for"),
+    ("convert.yml", {"recovery_database_url": "closed-port"}, "database server unreachable at 127.0.0.1:1"),
+    ("convert.yml", {"recovery_database_url": "notaurl"}, "database URL must start with postgresql://"),
+    ("alembic_reset.yml", {"recovery_database_url": "wrong-password"}, "password rejected for"),
+    ("alembic_reset.yml", {"recovery_database_url": "notaurl"}, "database URL must start with postgresql://"),
+    ("alembic_reset.yml", {"alembic_reset_revision": "f867c7e3d51c"}, "revision f867c7e3d51c was asked for"),
+])
+def test_every_refusal_says_why_at_vvv_and_never_the_password(broken_db, extra, playbook, bad, reason):
+    """The tasks that hold the URL are no_log; a refusal still prints its reason, never a secret."""
+    password = password_of(broken_db)
+    wrong = "Wr0ngPassw0rd" + password[-6:]
+    urls = {"wrong-password": _with_password(broken_db, wrong),
+            "closed-port": broken_db.replace(f":{urlsplit(broken_db).port}/", ":1/"),
+            "notaurl": f"notaurl-{password}"}
+    bad = {k: urls.get(v, v) if isinstance(v, str) else v for k, v in bad.items()}
+    before = fingerprint(broken_db)
+    result = run_playbook(f"playbooks/{playbook}", {**extra, **bad}, verbosity=3)
+    assert result.rc != 0
+    # In the failed task's result as the callback prints it (stdout, the log, a JSON callback),
+    # not only in ansible-core's own error line on stderr, and never "censored".
+    failure = result.output.rsplit("fatal: [test-env]: FAILED! =>", 1)[-1].split("PLAY RECAP", 1)[0]
+    assert reason in failure and "censored" not in failure, result.output[-3000:]
+    assert password not in result.output and wrong not in result.output
     assert fingerprint(broken_db) == before

@@ -358,9 +358,11 @@ def test_ambiguous_failures_never_make_two_deploys_or_credentials(sim):
     deploy, _ = client.create_deploy(srv)
     assert len(client.list_deploys(srv)) == before + 1
     client.wait_for_deploy(srv, deploy["id"], interval=0.02)
-    control.faults("POST /services/{serviceId}/deploys", [{"status": 502}])  # not applied: retried
-    client.create_deploy(srv)
-    assert len(client.list_deploys(srv)) == before + 2
+    # Not applied: a gateway's 502 is watched (for in_flight seconds) and then retried.
+    control.faults("POST /services/{serviceId}/deploys", [{"status": 502}])
+    started = time.monotonic()
+    api(server, key, in_flight=0.5).create_deploy(srv)
+    assert len(client.list_deploys(srv)) == before + 2 and time.monotonic() - started >= 0.5
     control.faults("POST /postgres/{postgresId}/credentials", [{"apply": True, "status": 500}])
     result = client.create_credential(dpg, names["user"] + "_x")
     assert result.recovered

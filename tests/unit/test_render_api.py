@@ -290,15 +290,54 @@ def test_create_deploy_not_retried_when_the_list_shows_it_took_effect():
 
 
 def test_create_deploy_retried_after_the_list_shows_it_did_not_take_effect():
-    c, session, _ = client({
-        ("GET", f"/services/{SRV}/deploys"): [response(200, deploys_list("dep-old")),
-                                              response(200, deploys_list("dep-old"))],
+    c, session, sleeper = client({
+        ("GET", f"/services/{SRV}/deploys"): response(200, deploys_list("dep-old")),
         ("POST", f"/services/{SRV}/deploys"): [dropped(), response(201, {"id": "dep-new"})],
     })
     deploy, _ = c.create_deploy(SRV)
     assert deploy["id"] == "dep-new"
     assert session.count("POST", f"/services/{SRV}/deploys") == 2
-    assert session.count("GET", f"/services/{SRV}/deploys") == 2
+    # Unanswered: the list was watched for twice the read timeout before the retry.
+    assert c.in_flight_wait == 60 and sum(sleeper.slept[:-1]) == 60
+    assert session.count("GET", f"/services/{SRV}/deploys") == 1 + 13
+
+
+def test_an_unanswered_create_deploy_is_watched_until_render_finishes_it():
+    """Render answers after the client's read timeout: the deploy appears a few seconds
+    later. It is found and returned; no second POST, so no second deploy."""
+    c, session, sleeper = client({
+        ("GET", f"/services/{SRV}/deploys"): [response(200, deploys_list("dep-old"))] * 3
+        + [response(200, deploys_list("dep-late", "dep-old"))],
+        ("POST", f"/services/{SRV}/deploys"): [requests.exceptions.ReadTimeout("read timed out")],
+    })
+    deploy, status = c.create_deploy(SRV)
+    assert (deploy["id"], status) == ("dep-late", 201)
+    assert session.count("POST", f"/services/{SRV}/deploys") == 1
+    assert sleeper.slept == [5.0, 5.0]  # two polls of the list, then it was there
+
+
+def test_the_in_flight_watch_follows_the_read_timeout_and_is_configurable():
+    assert RenderClient(KEY, BASE, timeout=3).in_flight_wait == 6
+    assert RenderClient(KEY, BASE, timeout=3, in_flight=1.5).in_flight_wait == 1.5
+
+
+def test_an_answered_5xx_on_a_create_is_checked_once_without_waiting():
+    c, session, sleeper = client({
+        ("GET", f"/services/{SRV}/deploys"): response(200, deploys_list("dep-old")),
+        ("POST", f"/services/{SRV}/deploys"): [response(503, {}), response(201, {"id": "dep-new"})],
+    })
+    assert c.create_deploy(SRV)[0]["id"] == "dep-new"
+    assert session.count("GET", f"/services/{SRV}/deploys") == 2 and sleeper.slept == [0.5]  # the backoff only
+
+
+def test_a_gateway_timeout_on_a_create_credential_is_watched_before_a_retry():
+    c, session, _ = client({
+        ("POST", "/postgres/dpg-x-a/credentials"): [response(504)],
+        ("GET", "/postgres/dpg-x-a/credentials"): [response(200, [])] * 2
+        + [response(200, [{"username": "app_v2", "default": True}])],
+    })
+    assert c.create_credential("dpg-x-a", "app_v2").recovered
+    assert session.count("POST", "/postgres/dpg-x-a/credentials") == 1
 
 
 def test_create_deploy_read_timeout_is_ambiguous_and_checked():
@@ -337,7 +376,7 @@ def test_create_credential_not_retried_when_the_user_exists():
 def test_create_credential_retried_once_when_the_user_is_absent():
     c, session, _ = client({
         ("POST", "/postgres/dpg-x-a/credentials"): [dropped(), response(202)],
-        ("GET", "/postgres/dpg-x-a/credentials"): [response(200, [{"username": "app", "default": True}])],
+        ("GET", "/postgres/dpg-x-a/credentials"): response(200, [{"username": "app", "default": True}]),
     })
     result = c.create_credential("dpg-x-a", "app_v2")
     assert result.status == 202 and not result.recovered
@@ -347,7 +386,7 @@ def test_create_credential_retried_once_when_the_user_is_absent():
 
 def test_create_credential_conflict_on_retry_is_resolved_by_the_list():
     c, session, _ = client({
-        ("POST", "/postgres/dpg-x-a/credentials"): [response(504), response(409, {"message": "exists"})],
+        ("POST", "/postgres/dpg-x-a/credentials"): [response(503), response(409, {"message": "exists"})],
         ("GET", "/postgres/dpg-x-a/credentials"): [response(200, []),
                                                    response(200, [{"username": "app_v2", "default": True}])],
     })
@@ -371,7 +410,7 @@ def test_create_export_retried_when_the_list_shows_none_new():
     old = [{"id": "exp-old", "createdAt": "2026-11-01T00:00:00Z"}]
     c, session, _ = client({
         ("POST", "/postgres/dpg-x-a/export"): [dropped(), response(202)],
-        ("GET", "/postgres/dpg-x-a/export"): [response(200, old), response(200, old)],
+        ("GET", "/postgres/dpg-x-a/export"): response(200, old),
     })
     assert c.create_export("dpg-x-a").status == 202
     assert session.count("POST", "/postgres/dpg-x-a/export") == 2

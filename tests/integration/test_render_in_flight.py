@@ -1,0 +1,111 @@
+"""A deploy request Render answers only after the client's read timeout (the simulator's
+``{"delay": ...}`` fault sleeps, then carries the request out): one deploy, never two, and
+the deploy reported is the one live. The read timeout is short here (2 s, the delay 10% longer,
+as 33 s is to Render's default 30 s), so the test takes seconds, not minutes."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from localenv.render_sim import testing
+from tests.integration.test_render_modules import (
+    MIGRATE,
+    play_process,
+    play_results,
+    role_vars,
+    run_play,
+    run_role,
+)
+
+pytestmark = pytest.mark.ansible
+
+CREATE_DEPLOY = "POST /services/{serviceId}/deploys"
+TIMEOUT = 2.0
+LATE = 2.2  # answered 10% after the read timeout: the deploy exists by then
+
+DEPLOY_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: deploy
+      render_deploy:
+        service: "{{ srv }}"
+        trigger: always
+        timeout: "{{ timeout }}"
+        in_flight_wait: "{{ in_flight_wait | default(omit) }}"
+        poll_interval: 0.2
+        wait_timeout: 120
+      register: deploy
+"""
+
+
+@pytest.fixture
+def world(pg_cluster):
+    with testing.running(pg_cluster, pre_deploy_command=MIGRATE) as (server, names, key):
+        yield server, names, key
+
+
+def deploys_of(server, names):
+    return [dict(d) for d in server.sim.services[names["service"]].deploys]
+
+
+def test_a_late_answer_to_a_deploy_request_makes_one_deploy_and_reports_it(world, tmp_path):
+    server, names, key = world
+    srv = names["service"]
+    before = {d["id"] for d in deploys_of(server, names)}
+    testing.Control(server, key).faults(CREATE_DEPLOY, [{"delay": LATE}])
+
+    results, _ = run_play(tmp_path, DEPLOY_PLAY, {"srv": srv, "timeout": TIMEOUT}, server=server, key=key)
+
+    made = [d for d in deploys_of(server, names) if d["id"] not in before]
+    assert len(made) == 1, [(d["id"], d["status"]) for d in made]
+    deploy = results["deploy"]
+    assert deploy["deploy"]["id"] == made[0]["id"] and deploy["status"] == "live"
+    assert made[0]["status"] == "live" and "superseded" not in deploy
+
+
+def test_a_duplicate_that_lands_after_the_watch_is_reported_as_the_live_one(pg_cluster, tmp_path):
+    """Answered later than even the watch: the retry makes a second deploy, the late first
+    one then supersedes it, and the task reports the one that is live, naming the other.
+    Every pre-deploy waits for `go`, touched once both deploys exist: no race with the clock."""
+    go = tmp_path / "go"
+    command = f"while [ ! -f {go} ]; do sleep 0.05; done; {MIGRATE}"
+    with testing.running(pg_cluster, pre_deploy_command=command) as (server, names, key):
+        try:
+            before = {d["id"] for d in deploys_of(server, names)}
+            testing.Control(server, key).faults(CREATE_DEPLOY, [{"delay": 4.0}])
+            proc = play_process(tmp_path, DEPLOY_PLAY, {"srv": names["service"], "timeout": 1, "in_flight_wait": 1},
+                                server=server, key=key)
+            deadline = time.monotonic() + 60
+            while len([d for d in deploys_of(server, names) if d["id"] not in before]) < 2:
+                assert proc.poll() is None and time.monotonic() < deadline, "no second deploy"
+                time.sleep(0.1)
+        finally:
+            go.touch()
+        results, _ = play_results(proc)
+        made = {d["id"]: d["status"] for d in deploys_of(server, names) if d["id"] not in before}
+    live = [dep for dep, status in made.items() if status == "live"]
+    assert len(made) == 2 and len(live) == 1, made
+    deploy = results["deploy"]
+    assert (deploy["deploy"]["id"], deploy["status"]) == (live[0], "live")
+    assert deploy["superseded"]["by"] == live[0] and made[deploy["superseded"]["deploy_id"]] == "deactivated"
+
+
+def test_the_role_takes_a_read_timeout_and_reports_the_live_deploy(world, tmp_path):
+    server, names, key = world
+    srv = names["service"]
+    before = {d["id"] for d in deploys_of(server, names)}
+    testing.Control(server, key).faults(CREATE_DEPLOY, [{"delay": LATE}])
+
+    rc, output = run_role(tmp_path, "app_deploy", role_vars(
+        "app_deploy", server, srv, key, app_deploy_trigger="always", app_deploy_api_timeout=TIMEOUT,
+        app_deploy_poll_interval=1, app_deploy_health_check=False))
+
+    assert rc == 0, output[-3000:]
+    made = [d for d in deploys_of(server, names) if d["id"] not in before]
+    assert len(made) == 1 and made[0]["status"] == "live"
+    assert re.search(rf"deploy {made[0]['id']} is live\b", output), output[-2000:]
+    assert key not in output
