@@ -16,7 +16,7 @@ description:
     functions - equals the live database's).
   - With O(recheck), the passing backup's checksums are verified again now.
   - The failure message says why each backup was refused and how to make one
-    (C(ansible-playbook playbooks/backup.yml -i inventories/<environment>)).
+    (C(ansible-playbook playbooks/backup.yml) with O(inventory), or C(-i <your inventory>)).
   - Read-only; returns C(changed=false) and behaves the same in check mode.
 options:
   backup_dir:
@@ -45,7 +45,11 @@ options:
     type: bool
     default: true
   environment:
-    description: The environment's inventory name, for the message.
+    description: The environment's name (recovery_environment).
+    type: str
+    default: ""
+  inventory:
+    description: The C(-i) option(s) naming the run's inventory, for the message; empty says C(-i <your inventory>).
     type: str
     default: ""
 extends_documentation_fragment: [postgres_connection]
@@ -65,6 +69,7 @@ EXAMPLES = r"""
     label: "{{ inventory_hostname }}"
     verified_path: "{{ backup_verified_path | default('') }}"
     environment: "{{ recovery_environment }}"
+    inventory: "{{ ansible_inventory_sources | inventory_argument(playbook_dir) }}"
   no_log: true
 """
 
@@ -115,6 +120,7 @@ def main():
         "verified_path": {"type": "str", "default": ""},
         "recheck": {"type": "bool", "default": True},
         "environment": {"type": "str", "default": ""},
+        "inventory": {"type": "str", "default": ""},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
@@ -128,7 +134,7 @@ def main():
     except (BackupError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     if passed is None:
-        module.fail_json(msg=gate_message(identity, p["environment"], reasons, p["min_level"]),
+        module.fail_json(msg=gate_message(identity, p["inventory"], reasons, p["min_level"]),
                          refused=reasons)
     module.exit_json(changed=False, path=passed["path"], level=passed["level"],
                      from_this_run=passed["from_this_run"], backup=summary(passed["manifest"]),

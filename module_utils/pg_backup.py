@@ -597,13 +597,13 @@ def evaluate_gate(backups: list[dict], identity: dict, *, live_fingerprint: str,
     return None, reasons
 
 
-def gate_message(identity: dict, environment: str, reasons: list[str], min_level: str) -> str:
-    env = environment or "<env>"
+def gate_message(identity: dict, inventory: str, reasons: list[str], min_level: str) -> str:
+    """inventory: the -i option(s) naming the run's inventory; empty says "your inventory"."""
     why = ("; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
            if reasons else "no backup of it was found")
     return (f"no verified backup of {describe_identity(identity)} lets this change run ({why}). "
             f"Make one, verified at level {min_level}: "
-            f"ansible-playbook playbooks/backup.yml -i inventories/{env}")
+            f"ansible-playbook playbooks/backup.yml {inventory or '-i <your inventory>'}")
 
 
 def restore_candidate(backup_dir: str, label: str, identity: dict) -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ansible.module_utils.run_report_next import inventory_option, next_action
+
 REPORT_VERSION = 1
 
 DONE = "done"
@@ -39,6 +41,9 @@ STEP_IDS = tuple(s["id"] for s in STEPS)
 
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
 REDACTED = "[redacted]"
+
+# A run without Render says so wherever a Render step would be.
+RENDER_OFF = "not used: recovery_render is false (no maintenance mode, deploy, health check or credential rotation)"
 
 # pg_convert_keys messages of a conversion that failed before changing anything.
 NOT_STARTED_MESSAGES = ("refused before any change", "could not lock", "the schema kept changing")
@@ -128,7 +133,9 @@ def _names(items, limit=5) -> str:
 
 # ----------------------------------------------------------------------------- the run report
 
-def _recovery_needed(findings) -> bool | None:
+def _recovery_needed(findings, resume=None) -> bool | None:
+    if isinstance(resume, dict) and "work" in resume:
+        return bool(resume["work"])  # recover.yml's own decision (module_utils/recovery_resume.py)
     if not isinstance(findings, dict) or "conversion_needed" not in findings:
         return None
     alembic = findings.get("alembic") or {}
@@ -173,20 +180,25 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
     """Each step with an internal state: done/skipped/failed/_PENDING and a detail."""
     findings = ev.get("findings")
     render = bool(ev.get("render"))
-    needed = _recovery_needed(findings)
+    resume = ev.get("resume") if isinstance(ev.get("resume"), dict) else {}
+    needed = _recovery_needed(findings, resume)
     maint = ev.get("maintenance")
     maint_enabled = _get(maint, "maintenance_mode", "enabled") if _ran(maint) and not _failed(maint) else None
     backup = ev.get("backup") or {}
     conv_state, conv_detail = _conversion_state(ev, check_mode)
-    later_than_maintenance = bool(backup.get("path")) or _ran(ev.get("convert_plan"))
+    later_than_maintenance = bool(backup.get("path")) or _ran(ev.get("convert_plan")) or _ran(ev.get("deploy"))
     out = []
     for step in STEPS:
         sid = step["id"]
         status, detail = _PENDING, ""
         if step["render"] and not render:
-            status, detail = SKIPPED, "Render not configured (render_service_id is a placeholder)"
+            status, detail = SKIPPED, RENDER_OFF
         elif step["recovery"] and needed is False:
             status, detail = SKIPPED, "nothing to recover"
+        elif sid in ("backup", "convert", "alembic_reset") and resume.get("database_work") is False:
+            status, detail = SKIPPED, "already done: the schema is converted and alembic_version is right"
+        elif sid == "deploy" and resume.get("deploy_needed") is False and not _ran(ev.get("deploy")):
+            status, detail = SKIPPED, "the newest deploy is live"
         elif sid == "investigate":
             if isinstance(findings, dict) and findings:
                 fks = _get(findings, "foreign_keys", "count")
@@ -256,6 +268,14 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
     return out
 
 
+def _resume_report(resume) -> dict | None:
+    """Where the recovery stood when the run started (recover.yml's resume decision)."""
+    if not isinstance(resume, dict):
+        return None
+    keys = ("schema_converted", "alembic_at_head", "deploy_live", "deploy_status", "resume_from", "work", "summary")
+    return {k: resume.get(k) for k in keys}
+
+
 def _rotation_step(rotation) -> tuple[str, str]:
     """credential_rotation_result: started (and not finished), rotated, nothing_to_do, planned."""
     rotation = rotation if isinstance(rotation, dict) else {}
@@ -274,7 +294,7 @@ def _rotation_step(rotation) -> tuple[str, str]:
 
 def _maintenance_state(ev: dict) -> str:
     if not ev.get("render"):
-        return "not managed by this run (Render not configured)"
+        return "not managed by this run (recovery_render: false)"
     maint = ev.get("maintenance")
     if _failed(maint):
         return "unknown: the last change failed (look at the Render dashboard)"
@@ -285,91 +305,6 @@ def _maintenance_state(ev: dict) -> str:
         if enabled is False:
             return "off"
     return "not changed by this run"
-
-
-def _restore_command(environment: str, protected: list, path: str | None) -> str:
-    command = f"ansible-playbook playbooks/restore.yml -i inventories/{environment}"
-    if environment in (protected or []):
-        command += f" -e restore_confirm={environment}"
-    if path:
-        command += f" -e restore_path={path}"
-    return command
-
-
-def _next_action(report: dict, environment: str, protected: list) -> list[str]:
-    env = environment
-    recover = f"ansible-playbook playbooks/recover.yml -i inventories/{env}"
-    reopen = f"ansible-playbook playbooks/maintenance.yml -i inventories/{env} -e maintenance=off"
-    verify = f"ansible-playbook playbooks/verify.yml -i inventories/{env}"
-    backup_cmd = f"ansible-playbook playbooks/backup.yml -i inventories/{env}"
-    state = report["state"]
-    maintenance_on = state["maintenance_mode"] == "ON"
-    restore = _restore_command(env, protected, state["restore_from"])
-    maint_line = ("Maintenance mode is still ON: the app answers 503 until it is turned off."
-                  if maintenance_on else f"Maintenance mode: {state['maintenance_mode']}.")
-    outcome, stopped = report["outcome"], report["stopped_at"]
-
-    rotation_actions = [str(a) for a in report.get("rotation_actions") or []]
-    if outcome == "checked":
-        return ["Check mode: nothing was changed. Run without --check to recover: " + recover]
-    if outcome == "succeeded":
-        if state["database_changed"]:
-            lines = ["Recovered."]
-            if not report["render"]:
-                lines.append("Render is not configured: deploy the app now (its pre-deploy runs "
-                             "`alembic upgrade head`), then check it answers.")
-            return [*lines, *rotation_actions,
-                    f"Take a verified backup of the converted schema: {backup_cmd}",
-                    f"Schedule the verification (examples in scheduling/): {verify}"]
-        return ["Nothing to do: the keys match the models and alembic_version is right.", *rotation_actions,
-                f"Keep the verification scheduled: {verify}"]
-
-    cause = "Fix the cause above"
-    if stopped == "investigate":
-        return ["Nothing was changed (the investigation is read-only). "
-                f"{cause} and re-run: {recover}"]
-    if stopped == "maintenance_on":
-        return ["The database was not changed. " + maint_line,
-                f"{cause} and re-run: {recover}",
-                f"Or reopen the app unchanged (its deploys keep failing): {reopen}"]
-    if stopped == "backup":
-        return ["The database was not changed: the conversion did not start. " + maint_line,
-                f"{cause} (disk space, pg_dump version, scratch server) and re-run: {recover}",
-                f"Or reopen the app unchanged (its deploys keep failing): {reopen}"]
-    if stopped == "convert":
-        conversion = state["conversion"]
-        if conversion == "unknown":
-            return ["The conversion did not finish in time and may still be running in the database: "
-                    "look at pg_stat_activity before anything else. " + maint_line,
-                    f"Once it has ended, re-run {recover}; or restore the backup taken before it: {restore}"]
-        if conversion == "committed":
-            return ["The conversion committed, but a step after its commit failed. " + maint_line,
-                    f"{cause} and re-run: {recover}",
-                    f"Or restore the backup taken before the conversion: {restore}"]
-        return ["The database is as it was before this run (the conversion "
-                + ("rolled back" if conversion == "rolled back" else "did not start") + "). " + maint_line,
-                f"{cause} and re-run: {recover}",
-                f"Or reopen the app unchanged (its deploys keep failing): {reopen}"]
-    if stopped in ("alembic_reset", "deploy"):
-        what = ("The keys are converted (committed)" if state["conversion"] == "committed"
-                else "The database is unchanged by the conversion")
-        return [f"{what}, but the app is not deployed. " + maint_line,
-                f"{cause} and re-run: {recover} (it finds the conversion done and goes on)",
-                f"Or restore the backup taken before the conversion: {restore}, then {reopen}"]
-    if stopped == "maintenance_off":
-        return ["Everything else is done, but maintenance mode could not be turned off: " + reopen,
-                f"Then: {verify}"]
-    if stopped == "rotation":
-        return ["The app is recovered and healthy; the credential rotation stopped before deleting the leaked "
-                "database users, so they still work (the run's output says which step and why).",
-                f"{cause} and re-run: ansible-playbook playbooks/rotate_credentials.yml -i inventories/{env} "
-                "(it reuses the user this run created)"]
-    if stopped == "health":
-        return ["Maintenance mode is off and the deploy is live, but the app failed its health or log check: "
-                "read the service's logs on Render.",
-                f"If the app cannot serve: turn maintenance on (ansible-playbook playbooks/maintenance.yml "
-                f"-i inventories/{env} -e maintenance=on) and restore: {restore}; or fix forward and re-run {recover}"]
-    return [maint_line, f"{cause} and re-run: {recover}"]
 
 
 def _backup_figures(ev: dict, manifest_sha256: str | None) -> dict:
@@ -439,7 +374,7 @@ def _figures(ev: dict, manifest_sha256: str | None) -> dict:
 def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: str,
                         started_at: str | None, ended_at: str, check_mode: bool = False,
                         failure: dict | None = None, protected_environments=("production",),
-                        manifest_sha256: str | None = None, secrets=()) -> dict:
+                        manifest_sha256: str | None = None, secrets=(), inventory: str = "") -> dict:
     """The run report from what the roles left; evidence keys (all optional):
     findings, render, maintenance, backup {path, level, manifest, gate_path}, convert_plan,
     convert, alembic, deploy, health, logs, rotation (credential_rotation_result)."""
@@ -488,6 +423,8 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
         "ended_at": ended_at,
         "check_mode": bool(check_mode),
         "render": bool(ev.get("render")),
+        "render_detail": "used" if ev.get("render") else RENDER_OFF,
+        "resume": _resume_report(ev.get("resume")),
         "outcome": outcome,
         "stopped_at": steps[stopped_index]["id"] if stopped_index is not None else None,
         "failure": failure or None,
@@ -505,7 +442,7 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
         "rotation_actions": [str(a) for a in _get(ev, "rotation", "actions", default=[]) or []],
     }
     report["duration_seconds"] = _seconds_between(report["started_at"], ended_at)
-    report["next_action"] = _next_action(report, environment, list(protected_environments or []))
+    report["next_action"] = next_action(report, environment, list(protected_environments or []), inventory)
     return redact(report, secrets)
 
 
@@ -517,6 +454,9 @@ def render_run_markdown(report: dict) -> str:
     lines = [f"# Recovery run: {r['environment']} ({r['host']})", "",
              f"Run `{r['run_id']}`, started {r['started_at'] or 'unknown'}, ended {r['ended_at']}{duration}.", "",
              f"**Outcome: {outcome}**", "",
+             f"Render: {r.get('render_detail') or ('used' if r['render'] else RENDER_OFF)}.", "",
+             *([f"Where the recovery stood at the start: {r['resume']['summary']}.", ""]
+               if (r.get("resume") or {}).get("summary") else []),
              "## Next action", "", *[f"- {line}" for line in r["next_action"]], ""]
     if r["failure"]:
         lines += ["## Where it stopped", "",
@@ -672,7 +612,7 @@ def _error(result, what: str) -> str:
 
 def assemble_verify_report(evidence: dict, *, environment: str, host: str, generated_at: str,
                            baseline: dict | None, render_configured: bool, expected_key_type: str = "",
-                           accept_foreign_keys: bool = False, secrets=()) -> dict:
+                           accept_foreign_keys: bool = False, secrets=(), inventory: str = "") -> dict:
     """The verification report; evidence keys: findings (pg_recovery_findings result),
     findings_error (why it was not run), plan (pg_convert_keys check-mode result), gate
     (pg_backup_gate result), service (render_service result), health (uri result)."""
@@ -761,12 +701,12 @@ def assemble_verify_report(evidence: dict, *, environment: str, host: str, gener
             msg if msg and not msg.startswith("no verified backup") else "no backup of this database was found")
         add("backup", "Newest verified backup (gate rules, report only)", WARN,
             f"no backup passes the gate now, so a risky change would be refused ({why}). "
-            f"Take one: ansible-playbook playbooks/backup.yml -i inventories/{environment}",
+            f"Take one: ansible-playbook playbooks/backup.yml {inventory_option(inventory)}",
             {"refused": refused or [], "message": gate.get("msg") if isinstance(gate, dict) else None})
 
     if not render_configured:
         for check_id, title in (("maintenance", "Maintenance mode"), ("health", "Service health")):
-            add(check_id, title, "skipped", "Render not configured (render_service_id is a placeholder)")
+            add(check_id, title, "skipped", RENDER_OFF)
     else:
         service = ev.get("service")
         details = _get(service, "service", "serviceDetails", default=None)

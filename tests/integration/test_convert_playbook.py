@@ -36,7 +36,10 @@ def test_gate_refuses_without_a_verified_backup_then_passes_with_one(broken_db, 
     before = fingerprint(broken_db)
     refused = run_playbook("playbooks/convert.yml", gated)
     assert refused.rc != 0
-    assert "ansible-playbook playbooks/backup.yml -i inventories/" in refused.output
+    # The refusal names the inventory this run used, never inventories/<host name>.
+    inventory = refused.argv[refused.argv.index("-i") + 1]
+    assert f"ansible-playbook playbooks/backup.yml -i {inventory}" in refused.output
+    assert "inventories/test-env" not in refused.output
     assert fingerprint(broken_db) == before
 
     backed_up = run_playbook("playbooks/backup.yml", gated)

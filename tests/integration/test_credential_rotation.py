@@ -219,3 +219,23 @@ def test_bad_input_fails_before_anything_changes(world, tmp_path):
     refused = rotate(world, tmp_path, credential_rotation_leaked_users=["Not-A-User"])
     assert refused.rc != 0 and "'Not-A-User' is not a Render username" in refused.output
     assert mutations(world) == []
+
+
+def test_a_bad_database_url_is_refused_before_the_new_user(world, tmp_path):
+    """rotate_credentials.yml as shipped, -e recovery_database_url=notaurl: every input is checked
+    before the first request that changes anything (the new user came first)."""
+    world["control"].clear_journal()
+    refused = run_playbook("playbooks/rotate_credentials.yml", {
+        "render_api_key": world["key"], "render_api_base_url": world["server"].base_url,
+        "render_postgres_id": world["names"]["postgres"], "recovery_database_url": "notaurl",
+        "recovery_environment": "staging", "credential_rotation_leaked_users": world["leaked"],
+        "credential_rotation_services": [{"service": world["names"]["service"], "env_vars": ["DATABASE_URL"]}],
+        "credential_rotation_user_prefix": "rotated", "credential_rotation_run_id": "20260105"},
+        tmp_dir=str(tmp_path))
+    assert refused.rc != 0
+    assert ("credential_rotation_database_url (recovery_database_url): database URL must start with "
+            "postgresql:// or postgres://") in refused.output
+    assert "nothing was changed" in refused.output
+    assert mutations(world) == []
+    assert len(credentials(world)) == 3
+    assert world["key"] not in refused.output

@@ -313,7 +313,7 @@ def test_inputs_are_checked_before_render_is_called(broken_db, run):
     assert "Read the Render Postgres plan" not in result.output
     missing_key = run(broken_db, extra={**render, "render_api_key": ""})
     assert missing_key.rc != 0
-    assert "investigate_render_api_key must be a Render API key" in missing_key.output
+    assert "render_api_key is not set: it must be a Render API key" in missing_key.output
     assert "Read the Render Postgres plan" not in missing_key.output
     # With good input the Render read does run, after the checks.
     unreachable = run(broken_db, extra=render)

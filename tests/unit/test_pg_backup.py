@@ -303,11 +303,12 @@ def test_gate_rechecks_checksums_and_a_record_binds_to_its_manifest(tmp_path):
     assert passed is None and "verified at no level" in reasons[0]
 
 
-def test_gate_message_says_how_to_make_a_backup():
-    message = gate_message(IDENTITY, "production", ["a", "b"], "restore")
+def test_gate_message_names_the_run_inventory_or_says_your_inventory():
+    message = gate_message(IDENTITY, "-i inventories/acc", ["a", "b"], "restore")
     assert message.startswith("no verified backup of app on db.example:5432 lets this change run (a; b)")
-    assert message.endswith("ansible-playbook playbooks/backup.yml -i inventories/production")
-    assert "inventories/<env>" in gate_message(IDENTITY, "", [], "restore")
+    assert message.endswith("ansible-playbook playbooks/backup.yml -i inventories/acc")
+    # Never a path guessed from the host or environment name.
+    assert gate_message(IDENTITY, "", [], "restore").endswith("playbooks/backup.yml -i <your inventory>")
 
 
 def test_schema_difference_names_objects():

@@ -97,7 +97,8 @@ def full_run(**override):
 
 def run_report(evidence, **kwargs):
     defaults = {"environment": "production", "host": "production", "run_id": RUN_ID, "started_at": None,
-                "ended_at": "2026-11-24T01:45:00Z", "manifest_sha256": "cd" * 32, "secrets": SECRETS}
+                "ended_at": "2026-11-24T01:45:00Z", "manifest_sha256": "cd" * 32, "secrets": SECRETS,
+                "inventory": "-i inventories/production"}
     return assemble_run_report(evidence, **(defaults | kwargs))
 
 
@@ -157,8 +158,57 @@ def test_without_render_its_steps_are_skipped_and_the_operator_deploys():
     assert report["outcome"] == "succeeded"
     assert [s["id"] for s in report["steps"] if s["status"] == SKIPPED] == [
         "maintenance_on", "deploy", "maintenance_off", "health", "rotation"]
-    assert report["state"]["maintenance_mode"].startswith("not managed")
-    assert any("deploy the app now" in line for line in report["next_action"])
+    assert report["state"]["maintenance_mode"] == "not managed by this run (recovery_render: false)"
+    assert any("Deploy the app now" in line and "recovery_render: false" in line for line in report["next_action"])
+    assert "recovery_render is false" in report["render_detail"]
+    assert "Render: not used: recovery_render is false" in render_run_markdown(report)
+
+
+def resume(**state):
+    base = {"schema_converted": True, "alembic_at_head": True, "deploy_live": True, "database_work": False,
+            "deploy_needed": False, "work": False, "resume_from": None, "deploy_status": "live",
+            "summary": "the schema is converted: yes; ... -> nothing left to do"}
+    return base | state
+
+
+def test_a_resumed_run_skips_what_an_earlier_run_did_and_says_it_resumed():
+    evidence = full_run(resume=resume(alembic_at_head=False, deploy_live=False, deploy_needed=True, work=True,
+                                      resume_from="alembic_at_head", summary="alembic at head: no"))
+    for key in ("backup", "convert_plan", "convert", "alembic"):
+        evidence.pop(key)
+    report = run_report(evidence)
+    assert report["outcome"] == "succeeded", statuses(report)
+    assert {k: v for k, v in statuses(report).items() if v == SKIPPED} == {
+        "backup": SKIPPED, "convert": SKIPPED, "alembic_reset": SKIPPED, "rotation": SKIPPED}
+    assert report["next_action"][0].startswith("Recovered: this run resumed where an earlier one stopped")
+    assert report["resume"]["resume_from"] == "alembic_at_head"
+
+
+def test_a_resumed_run_whose_deploy_fails_again_stops_at_the_deploy():
+    evidence = full_run(resume=resume(deploy_live=False, deploy_needed=True, work=True, resume_from="deploy_live"),
+                        deploy={"failed": True, "msg": "503", "deploy": {}})
+    for key in ("backup", "convert_plan", "convert", "alembic", "health", "logs"):
+        evidence.pop(key)
+    report = run_report(evidence, failure={"task": "Deploy", "message": "503"})
+    assert report["outcome"] == "failed" and report["stopped_at"] == "deploy"
+    assert not report["next_action"][0].startswith("Nothing to do")
+
+
+def test_nothing_to_do_only_when_every_condition_holds():
+    evidence = {"findings": findings(needed=False, stored=("b354d12d1e7d",), true="b354d12d1e7d"), "render": True,
+                "resume": resume(), "maintenance": maintenance(False),
+                "health": {"status": 200, "url": "https://app.example/health"}}
+    report = run_report(evidence)
+    assert report["outcome"] == "succeeded"
+    assert report["next_action"][0] == ("Nothing to do: the schema is converted, alembic_version holds the head "
+                                        "revision and the newest deploy is live.")
+
+
+def test_commands_name_the_run_inventory_or_say_your_inventory():
+    report = run_report({"findings": findings(), "render": True}, inventory="",
+                        failure={"task": "Investigate", "message": "boom"})
+    assert "ansible-playbook playbooks/recover.yml -i <your inventory>" in " ".join(report["next_action"])
+    assert "inventories/production" not in " ".join(report["next_action"])
 
 
 def test_a_run_stopped_at_the_backup_says_maintenance_is_still_on_and_nothing_changed():
@@ -407,7 +457,7 @@ def test_the_newest_known_good_record_wins():
 def verify(evidence, **kwargs):
     defaults = {"environment": "production", "host": "production", "generated_at": "2026-11-24T03:00:00Z",
                 "baseline": None, "render_configured": True, "expected_key_type": "character varying(36)",
-                "secrets": SECRETS}
+                "secrets": SECRETS, "inventory": "-i inventories/production"}
     return assemble_verify_report(evidence, **(defaults | kwargs))
 
 
@@ -489,11 +539,13 @@ def test_maintenance_on_and_a_failing_health_check_are_drift():
     assert "maintenance mode is ON" in verify_summary(report)
 
 
-def test_render_not_configured_skips_its_checks():
+def test_render_not_used_skips_its_checks_and_says_why():
     report = verify({k: v for k, v in HEALTHY.items() if k not in ("service", "health")}, render_configured=False,
                     baseline=baseline())
     assert report["result"] == "ok"
     assert check_statuses(report)["maintenance"] == "skipped" and check_statuses(report)["health"] == "skipped"
+    assert all("recovery_render is false" in c["summary"] for c in report["checks"]
+               if c["id"] in ("maintenance", "health"))
 
 
 def test_a_backup_refused_by_the_gate_is_reported_but_is_not_drift():

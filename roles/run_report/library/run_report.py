@@ -28,16 +28,21 @@ options:
     choices: [run, verify]
   evidence:
     description:
-      - For O(kind=run) the keys C(findings), C(render), C(maintenance), C(backup) (C(path), C(level),
+      - For O(kind=run) the keys C(findings), C(render), C(resume), C(maintenance), C(backup) (C(path), C(level),
         C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(health), C(logs),
         C(rotation) (the credential_rotation role's C(credential_rotation_result)).
       - For O(kind=verify) the keys C(findings), C(findings_error), C(plan), C(gate), C(service), C(health).
     type: dict
     required: true
   environment:
-    description: The environment's inventory name (C(inventories/<environment>)).
+    description: The environment's name (recovery_environment).
     type: str
     required: true
+  inventory:
+    description: The C(-i) option(s) of the commands in the next action (the run's inventory); empty says
+      C(-i <your inventory>).
+    type: str
+    default: ""
   host:
     description: The inventory host.
     type: str
@@ -70,7 +75,7 @@ options:
     description: The reports directory; O(kind=verify) reads the runs in O(report_dir)/O(host)/.
     type: path
   render_configured:
-    description: Whether the Render service is configured (O(kind=verify)); false skips maintenance and health.
+    description: Whether the run uses Render (recovery_render; O(kind=verify)); false skips maintenance and health.
     type: bool
     default: false
   expected_key_type:
@@ -242,6 +247,7 @@ def main():
             "kind": {"type": "str", "required": True, "choices": ["run", "verify"]},
             "evidence": {"type": "dict", "required": True},
             "environment": {"type": "str", "required": True},
+            "inventory": {"type": "str", "default": ""},
             "host": {"type": "str", "required": True},
             "run_id": {"type": "str", "default": ""},
             "started_at": {"type": "str", "default": ""},
@@ -267,7 +273,7 @@ def main():
             p["evidence"], environment=p["environment"], host=p["host"], run_id=p["run_id"],
             started_at=p["started_at"] or None, ended_at=now, check_mode=p["in_check_mode"],
             failure=p["failure"], protected_environments=p["protected_environments"],
-            manifest_sha256=manifest_sha256, secrets=secrets)
+            manifest_sha256=manifest_sha256, secrets=secrets, inventory=p["inventory"])
         failing = sum(1 for s in report["steps"] if s["status"] == FAILED)
         summary = (f"{report['environment']}: recovery {report['outcome']}"
                    + (f" at step {report['stopped_at']}" if report["stopped_at"] else ""))
@@ -281,7 +287,8 @@ def main():
         p["evidence"], environment=p["environment"], host=p["host"], generated_at=now,
         baseline=newest_baseline(last_conversion(host_dir), last_clean_verification(host_dir)),
         render_configured=p["render_configured"],
-        expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"], secrets=secrets)
+        expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"], secrets=secrets,
+        inventory=p["inventory"])
     pruned = [] if module.check_mode else prune_verify_reports(host_dir, p["keep_verify_reports"])
     failing = sum(1 for c in report["checks"] if c["status"] in ("drift", "error"))
     module.exit_json(changed=False, report=report, markdown=render_verify_markdown(report),

@@ -1,0 +1,121 @@
+"""The run's choices and placeholders: one rule for every playbook and role.
+
+- A value holding the CHANGE_ME placeholder of the example inventories is always an
+  error, never a way to switch a step off.
+- Running without Render is an explicit choice, recovery_render: false; anything but
+  a boolean (or the words true/false an -e gives) is refused.
+- Choices such as maintenance=on|off accept exactly their words (and booleans).
+
+Messages name the variable and never hold the value of a secret. The filter plugin
+filter_plugins/recovery_inputs.py loads this file, so playbooks and modules share it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+PLACEHOLDER = "CHANGE_ME"
+
+# What running without Render leaves out, said wherever the choice is offered or reported.
+WITHOUT_RENDER = "no maintenance mode, no deploy, no health check and no credential rotation"
+RENDER_OFF_HINT = (f"fill them in (the inventory's vars.yml or vault.yml), or set recovery_render: false to run "
+                   f"without Render ({WITHOUT_RENDER})")
+
+# name: (pattern the value must match or None, what it must be, whether it is a secret)
+RENDER_SETTINGS = {
+    "render_service_id": (r"^srv-[a-z0-9]+$", "a Render service id (srv-...)", False),
+    "render_postgres_id": (r"^dpg-[a-z0-9]+(-[a-z])?$", "a Render Postgres id (dpg-...)", False),
+    "render_api_key": (None, "a Render API key", True),
+    "render_api_base_url": (r"^https?://\S+$", "an http:// or https:// URL", False),
+}
+
+
+class InputError(ValueError):
+    """A refused input; the message names the variable, never a secret value."""
+
+
+def has_placeholder(value) -> bool:
+    return isinstance(value, str) and PLACEHOLDER in value
+
+
+def placeholder_error(value, name: str) -> str:
+    """The reason value is unusable because it is (or holds) the placeholder; "" otherwise."""
+    if has_placeholder(value):
+        return f"{name} still holds a {PLACEHOLDER} placeholder (fill in the inventory's vars.yml or vault.yml)"
+    return ""
+
+
+def _describe(value, secret: bool) -> str:
+    return "(hidden)" if secret else repr(value)
+
+
+def strict_bool(value, name: str) -> bool:
+    """A boolean, or the words true/false as -e name=... gives them; anything else is refused
+    (yes, on, 1, a typo), so a mistyped choice never silently means false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise InputError(f"{name} must be true or false, got {_describe(value, False)}")
+
+
+def on_off(value, name: str) -> bool:
+    """on/off, or a boolean (true/false): True for on. Anything else (yes, ON, a typo,
+    nothing at all) is refused."""
+    if value is None or value == "":
+        raise InputError(f"{name} is required: -e {name}=on or -e {name}=off")
+    if isinstance(value, str) and value in ("on", "off"):
+        return value == "on"
+    try:
+        return strict_bool(value, name)
+    except InputError:
+        raise InputError(f"{name} must be on or off (or true/false), got {_describe(value, False)}; "
+                         "nothing was changed") from None
+
+
+def render_settings_problems(settings: dict, needed=()) -> list[str]:
+    """Why the Render settings cannot be used, one line each; [] when they can.
+
+    settings maps the render_* names to their values (None when not set). Every name in
+    needed must be set; every value given, needed or not, must not be a placeholder and
+    must have its shape."""
+    problems = []
+    for name, (pattern, what, secret) in RENDER_SETTINGS.items():
+        value = settings.get(name)
+        if value is None or value == "":
+            if name in needed:
+                problems.append(f"{name} is not set: it must be {what}")
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{name} must be {what}, got a {type(value).__name__}")
+        elif has_placeholder(value):
+            problems.append(f"{name} still holds a {PLACEHOLDER} placeholder")
+        elif pattern and not re.match(pattern, value):
+            problems.append(f"{name} must be {what}, got {_describe(value, secret)}")
+    unknown = set(needed) - set(RENDER_SETTINGS)
+    if unknown:
+        raise InputError(f"unknown Render settings: {', '.join(sorted(unknown))}")
+    return problems
+
+
+def render_settings_message(problems: list[str]) -> str:
+    """One message for the operator: every problem, then the two ways out."""
+    return f"{'; '.join(problems)}: {RENDER_OFF_HINT}" if problems else ""
+
+
+def inventory_argument(sources, playbook_dir: str = "") -> str:
+    """The -i option(s) that name the run's inventory (ansible_inventory_sources) in a command
+    the operator pastes from the project root: relative to it when inside it. "" when unknown,
+    so that the message says "your inventory" rather than guess a path."""
+    root = os.path.dirname(os.path.normpath(playbook_dir)) if playbook_dir else ""
+    options = []
+    for source in sources if isinstance(sources, list | tuple) else []:
+        if not isinstance(source, str) or not source:
+            continue
+        path = os.path.normpath(source)
+        if root and os.path.isabs(path) and path.startswith(root + os.sep):
+            path = os.path.relpath(path, root)
+        options.append("-i " + shlex.quote(path))
+    return " ".join(options)

@@ -1,0 +1,82 @@
+"""The run's choices and placeholders: a placeholder is always an error, recovery_render
+and maintenance take exactly their words, messages never hold the API key."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from filter_plugins.recovery_inputs import FilterModule
+
+FILTERS = FilterModule().filters()
+SETTINGS = {"render_service_id": "srv-d0abc", "render_postgres_id": "dpg-d0abc-a",
+            "render_api_key": "rnd_secretkey", "render_api_base_url": "https://api.render.com/v1"}
+ALL = list(SETTINGS)
+
+
+def test_usable_settings_have_no_problem():
+    assert FILTERS["render_settings_problems"](SETTINGS, ALL) == []
+
+
+@pytest.mark.parametrize("name,value", [("render_service_id", "srv-CHANGE_ME"),
+                                        ("render_postgres_id", "dpg-CHANGE_ME"),
+                                        ("render_api_key", "CHANGE_ME"),
+                                        ("render_api_base_url", "https://CHANGE_ME/v1")])
+def test_a_placeholder_is_an_error_needed_or_not(name, value):
+    for needed in (ALL, []):
+        problems = FILTERS["render_settings_problems"](SETTINGS | {name: value}, needed)
+        assert problems == [f"{name} still holds a CHANGE_ME placeholder"]
+    message = FILTERS["render_settings_message"](problems)
+    assert "recovery_render: false" in message and "no maintenance mode" in message
+
+
+def test_missing_and_malformed_settings_are_named_without_the_key():
+    problems = FILTERS["render_settings_problems"](
+        {"render_service_id": "web-app", "render_api_key": 42, "render_api_base_url": "ftp://x"}, ALL)
+    assert problems == ["render_service_id must be a Render service id (srv-...), got 'web-app'",
+                        "render_postgres_id is not set: it must be a Render Postgres id (dpg-...)",
+                        "render_api_key must be a Render API key, got a int",
+                        "render_api_base_url must be an http:// or https:// URL, got 'ftp://x'"]
+    assert FILTERS["render_settings_problems"]({}, []) == []
+
+
+@pytest.mark.parametrize("value,expected", [(True, True), (False, False), ("true", True), ("false", False)])
+def test_strict_bool_takes_booleans_and_their_words(value, expected):
+    assert FILTERS["strict_bool"](value, "recovery_render") is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "False", "0", 1, "", None, "off"])
+def test_strict_bool_refuses_anything_else(value):
+    with pytest.raises(AnsibleFilterError, match="recovery_render must be true or false"):
+        FILTERS["strict_bool"](value, "recovery_render")
+
+
+@pytest.mark.parametrize("value,expected", [("on", True), ("off", False), (True, True), (False, False),
+                                            ("true", True), ("false", False)])
+def test_on_off_takes_exactly_on_off_and_booleans(value, expected):
+    assert FILTERS["on_off"](value, "maintenance") is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "ON", "Off", "onn", "1", 0, "no"])
+def test_on_off_refuses_anything_else(value):
+    with pytest.raises(AnsibleFilterError, match="maintenance must be on or off"):
+        FILTERS["on_off"](value, "maintenance")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_on_off_refuses_a_missing_value(value):
+    with pytest.raises(AnsibleFilterError, match="maintenance is required: -e maintenance=on or -e maintenance=off"):
+        FILTERS["on_off"](value, "maintenance")
+
+
+def test_placeholder_error_names_the_variable_not_the_value():
+    assert FILTERS["placeholder_error"]("postgresql://CHANGE_ME:pw@h/db", "db_url") == (
+        "db_url still holds a CHANGE_ME placeholder (fill in the inventory's vars.yml or vault.yml)")
+    assert FILTERS["placeholder_error"]("postgresql://u:pw@h/db", "db_url") == ""
+
+
+def test_inventory_argument_names_the_run_inventory():
+    arg = FILTERS["inventory_argument"]
+    assert arg(["/srv/proj/inventories/acc"], "/srv/proj/playbooks") == "-i inventories/acc"
+    assert arg(["/srv/proj/inventories/acc/hosts.yml", "/etc/ansible/extra.yml"], "/srv/proj/playbooks/") == (
+        "-i inventories/acc/hosts.yml -i /etc/ansible/extra.yml")
+    assert arg(["/home/ops/my inv.yml"], "/srv/proj/playbooks") == "-i '/home/ops/my inv.yml'"
+    assert arg([], "/srv/proj/playbooks") == "" and arg(None) == ""
