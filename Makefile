@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup postgres lint test pytest molecule demo sim verify down clean
+.PHONY: setup postgres lint test pytest molecule test-faults demo sim verify down clean
 
 setup: $(STAMP) postgres
 
@@ -44,7 +44,12 @@ molecule: setup
 	  $(BIN)/molecule test -s $$scenario || exit 1; \
 	done
 
-test: lint pytest molecule
+# The fault suite (tests/faults): kills, concurrent writers, Render faults, leaks at -vvv,
+# bad input. Its figures go to reports/faults-summary.{md,json} (FAULTS_SUMMARY=path moves them).
+test-faults: setup
+	$(BIN)/pytest -q tests/faults
+
+test: lint pytest molecule test-faults
 
 # The local Render-like environment (cluster with the broken production-shaped
 # database, Render simulator whose newest deploy failed), then the whole recovery,
