@@ -19,6 +19,8 @@ the same bearer key:
   (the Authorization header is recorded only as present or not).
 - ``PUT /__sim__/rate-limits`` ``{"get": 5}``: change the limits and reset the windows.
 - ``GET /__sim__/state``: ports, pids and usernames, never passwords.
+- ``POST /__sim__/webhook/<name>`` (no key, as a Slack webhook), ``GET|DELETE /__sim__/webhooks``:
+  a webhook receiver for the notifications a run sends (``webhooks.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from localenv.render_sim.model import (
     now,
     parse_time,
 )
+from localenv.render_sim.webhooks import RECEIVE_PREFIX, WebhookInbox
 
 API_PREFIX = "/v1"
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -455,6 +458,7 @@ class SimServer:
         self.faults_lock = threading.Lock()
         self.journal: list[dict] = []
         self.journal_lock = threading.Lock()
+        self.webhooks = WebhookInbox()
         handler = type("BoundHandler", (Handler,), {"sim_server": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -547,6 +551,14 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         return sent, body.decode()
 
+    def _write_text(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _drop(self):
         self.close_connection = True
         with contextlib.suppress(OSError):
@@ -559,6 +571,10 @@ class Handler(BaseHTTPRequestHandler):
         server = self.sim_server
         parts = urlsplit(self.path)
         raw = self._read_body()
+        if parts.path.startswith(RECEIVE_PREFIX) and self.command == "POST":
+            status, text = server.webhooks.receive(parts.path, raw)
+            self._write_text(status, text)
+            return
         if parts.path.startswith("/__sim__/"):
             self._control(parts.path, raw)
             return
@@ -666,6 +682,11 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "rate-limits" and method == "PUT":
             server.limiter.reset(body if isinstance(body, dict) else None)
             self._write(200, dict(server.limiter.limits), {})
+        elif name == "webhooks" and method == "GET":
+            self._write(200, server.webhooks.listed(), {})
+        elif name == "webhooks" and method == "DELETE":
+            server.webhooks.clear()
+            self._write(204, None, {})
         elif name == "state" and method == "GET":
             self._write(200, _debug_state(server.sim), {})
         else:

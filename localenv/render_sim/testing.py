@@ -118,6 +118,12 @@ class Control:
     def clear_journal(self) -> None:
         requests.delete(f"{self.root}/journal", headers=self.headers, timeout=10).raise_for_status()
 
+    def webhooks(self) -> list[dict]:
+        """What the webhook receiver got: [{"name", "body"}], oldest first."""
+        resp = requests.get(f"{self.root}/webhooks", headers=self.headers, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
     def rate_limits(self, **limits) -> dict:
         resp = requests.put(f"{self.root}/rate-limits", json=limits, headers=self.headers, timeout=10)
         resp.raise_for_status()

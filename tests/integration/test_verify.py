@@ -11,11 +11,8 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import psycopg2
-import pytest
 import requests
 import yaml
 
@@ -53,19 +50,6 @@ def recover_playbook(tmp_path) -> str:
     path = tmp_path / "recover_with_run_report.yml"
     path.write_text(yaml.safe_dump(plays, sort_keys=False, width=200))
     return str(path)
-
-
-@pytest.fixture
-def environment(tmp_path):
-    state = tmp_path / "localenv"
-    subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "up"], cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)
-    try:
-        yield {name: (state / name).read_text().strip()
-               for name in ("recovery_database_url", "render_api_url", "render_api_key")}
-    finally:
-        subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "down"], cwd=ROOT,
-                       capture_output=True, timeout=120)
 
 
 def newest(pattern):

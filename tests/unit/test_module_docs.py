@@ -15,7 +15,7 @@ from ansible.module_utils import basic
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIBRARY = os.path.join(ROOT, "library")
 MODULES = sorted(name[:-3] for name in os.listdir(LIBRARY) if name.endswith(".py"))
-SECRETS = {"api_key", "database_url", "login_password", "value", "scratch_url"}
+SECRETS = {"api_key", "database_url", "login_password", "value", "scratch_url", "url", "secrets"}
 
 
 class _Captured(Exception):

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+"""The gates a protected environment's recovery must pass; see DOCUMENTATION."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: recovery_gates
+short_description: Refuse a protected environment's recovery unless confirmed, rehearsed on staging and in its window
+description:
+  - Reads the database's schema fingerprint (catalog only, without owners - the backups' fingerprint) and the
+    rehearsal environments' run reports, and decides three gates for a protected O(environment) -
+    C(confirm) (O(confirm) names the environment), C(staging_first) (a rehearsal environment's recovery
+    succeeded on a schema with this fingerprint, before or after its conversion) and C(maintenance_window)
+    (now, UTC, inside O(window)).
+  - C(staging_first) and C(maintenance_window) may be overridden by name in O(overrides); the result says so.
+  - Fails naming every refused gate, before anything changes. In check mode it never fails - it returns which
+    gates would pass or refuse.
+  - Read-only; never reports a change.
+options:
+  environment:
+    description: The app environment's name.
+    type: str
+    required: true
+  protected_environments:
+    description: Environments that meet the gates.
+    type: list
+    elements: str
+    default: [production]
+  confirm:
+    description: The operator's confirmation - must equal O(environment).
+    type: str
+    default: ""
+  overrides:
+    description: Gates to let pass although refused, by name.
+    type: list
+    elements: str
+    choices: [staging_first, maintenance_window]
+    default: []
+  window:
+    description: The maintenance window - C(days) (mon..sun), C(start_hour) and C(end_hour) (UTC, whole hours);
+      omit for none.
+    type: dict
+  rehearsal_reports:
+    description: Report directories (or run-report.json files) of the rehearsal environments.
+    type: list
+    elements: path
+    default: []
+  schemas:
+    description: Schemas fingerprinted.
+    type: list
+    elements: str
+    default: [public]
+extends_documentation_fragment: [postgres_connection]
+attributes:
+  check_mode:
+    support: full
+    description: Decides the same gates and never fails on a refusal.
+  diff_mode:
+    support: none
+author: render-key-recovery maintainers
+"""
+
+EXAMPLES = r"""
+- name: Check the production gates before anything changes
+  recovery_gates:
+    database_url: "{{ recovery_database_url }}"
+    environment: production
+    confirm: "{{ recovery_confirm | default('') }}"
+    rehearsal_reports: ["reports/staging"]
+    window: {days: [sat, sun], start_hour: 2, end_hour: 6}
+  no_log: true
+"""
+
+RETURN = r"""
+gates:
+  description: One entry per gate - gate, status (passed, refused, overridden, not applicable), message.
+  returned: always
+  type: list
+schema_fingerprint:
+  description: SHA-256 of the schema's objects (the run report records it for later gates).
+  returned: always
+  type: str
+refused:
+  description: The refused gates, each with its message.
+  returned: always
+  type: list
+"""
+
+from datetime import UTC, datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pg_backup import fingerprint
+from ansible.module_utils.pg_catalog import CatalogReader
+from ansible.module_utils.pg_connection import (
+    ConnectionFailure,
+    connect,
+    connection_argument_spec,
+    ensure_psycopg2,
+)
+from ansible.module_utils.recovery_gates import OVERRIDABLE, check_inputs, evaluate, refusals, rehearsal_reports
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=connection_argument_spec() | {
+            "environment": {"type": "str", "required": True},
+            "protected_environments": {"type": "list", "elements": "str", "default": ["production"]},
+            "confirm": {"type": "str", "default": ""},
+            "overrides": {"type": "list", "elements": "str", "choices": list(OVERRIDABLE), "default": []},
+            "window": {"type": "dict"},
+            "rehearsal_reports": {"type": "list", "elements": "path", "default": []},
+            "schemas": {"type": "list", "elements": "str", "default": ["public"]},
+        },
+        supports_check_mode=True,
+    )
+    ensure_psycopg2(module)
+    p = module.params
+    try:
+        check_inputs(overrides=p["overrides"], window=p["window"])
+        conn = connect(p)
+    except (ValueError, ConnectionFailure) as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        conn.set_session(readonly=True)
+        schema_fingerprint = fingerprint(CatalogReader(conn).schema_objects(p["schemas"]))
+    finally:
+        conn.rollback()
+        conn.close()
+    gates = evaluate(environment=p["environment"], protected=p["protected_environments"], confirm=p["confirm"],
+                     overrides=p["overrides"], window=p["window"], now=datetime.now(UTC),
+                     fingerprint=schema_fingerprint, reports=rehearsal_reports(p["rehearsal_reports"]))
+    refused = refusals(gates)
+    result = {"changed": False, "gates": gates, "schema_fingerprint": schema_fingerprint, "refused": refused}
+    if refused and not module.check_mode:
+        module.fail_json(msg=f"{p['environment']}: refused before any change by " + "; ".join(refused), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
