@@ -91,6 +91,7 @@ from ansible.module_utils.key_conversion_options import (
 )
 from ansible.module_utils.key_conversion_rehearsal import RehearsalError, rehearse
 from ansible.module_utils.key_conversion_run import plan_only
+from ansible.module_utils.module_refusal import refuse
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
     connect,
@@ -112,7 +113,7 @@ def main():
         request = request_from_params(p)
         conn = connect(p)
     except (ValueError, ConnectionFailure) as exc:
-        module.fail_json(msg=str(exc))
+        refuse(module, str(exc))
     try:
         if module.check_mode:
             plan = plan_only(conn, request)["plan"].summary()
@@ -122,7 +123,7 @@ def main():
                               {"database_url": p["scratch_url"], "connect_timeout": p["connect_timeout"]}, request,
                               options=run_options_from_params(p), bin_dir=p["pg_bin_dir"])
         except RehearsalError as exc:
-            module.fail_json(msg=f"rehearsal failed, nothing live changed: {exc}")
+            refuse(module, f"rehearsal failed, nothing live changed: {exc}")
         module.exit_json(changed=False, rehearsed=True, **result)
     finally:
         conn.close()

@@ -12,25 +12,28 @@ from ansible.module_utils.key_conversion_run import RunOptions
 
 
 def conversion_argument_spec() -> dict:
+    # The request's defaults have one home, ConversionRequest (the bench reads them there too).
+    default = ConversionRequest
     return {
         "keys": {"type": "list", "elements": "str", "default": ["auto"]},
-        "scope": {"type": "str", "choices": list(SCOPES), "default": "keys"},
-        "source_type": {"type": "str", "default": "uuid"},
-        "target_type": {"type": "str", "default": "varchar(36)"},
+        "scope": {"type": "str", "choices": list(SCOPES), "default": default.scope},
+        "allow_unconverted_writers": {"type": "bool", "default": default.allow_unconverted_writers},
+        "source_type": {"type": "str", "default": default.source_type},
+        "target_type": {"type": "str", "default": default.target_type},
         "collation": {"type": "str"},
         "schemas": {"type": "list", "elements": "str", "default": ["public"]},
         "include_columns": {"type": "list", "elements": "str", "default": []},
-        "include_arrays": {"type": "bool", "default": False},
-        "fk_validation": {"type": "str", "choices": list(FK_VALIDATION), "default": "in_transaction"},
-        "index_build": {"type": "str", "choices": list(INDEX_BUILD), "default": "in_transaction"},
-        "value_check": {"type": "str", "choices": list(VALUE_CHECKS), "default": "round_trip"},
+        "include_arrays": {"type": "bool", "default": default.include_arrays},
+        "fk_validation": {"type": "str", "choices": list(FK_VALIDATION), "default": default.fk_validation},
+        "index_build": {"type": "str", "choices": list(INDEX_BUILD), "default": default.index_build},
+        "value_check": {"type": "str", "choices": list(VALUE_CHECKS), "default": default.value_check},
         "lock_timeout": {"type": "int", "default": 5000},
         "lock_retries": {"type": "int", "default": 5},
         "lock_retry_delay": {"type": "float", "default": 1.0},
         "statement_timeout": {"type": "int", "default": 0},
         "maintenance_work_mem": {"type": "str", "default": "auto"},
         "after_commit_workers": {"type": "int", "default": 2},
-        "rewrite_mb_per_second": {"type": "float", "default": 50.0},
+        "rewrite_mb_per_second": {"type": "float", "default": default.rewrite_mb_per_second},
     }
 
 
@@ -41,6 +44,7 @@ def request_from_params(p: dict) -> ConversionRequest:
         schemas=p["schemas"], include_columns=p["include_columns"], include_arrays=p["include_arrays"],
         fk_validation=p["fk_validation"], index_build=p["index_build"], value_check=p["value_check"],
         rewrite_mb_per_second=p["rewrite_mb_per_second"],
+        allow_unconverted_writers=p["allow_unconverted_writers"],
         collation=p["collation"] or None)
     request.check()
     if p["lock_timeout"] <= 0 or p["lock_retries"] < 0 or p["statement_timeout"] < 0:
