@@ -324,6 +324,14 @@ def _backup_figures(ev: dict, manifest_sha256: str | None) -> dict:
     }
 
 
+def _rehearsal_figures(rehearsal) -> dict | None:
+    """What the conversion's rehearsal on a scratch restore measured (None: not rehearsed)."""
+    if not isinstance(rehearsal, dict) or rehearsal.get("rehearsed") not in (True, "True", "true"):
+        return None
+    return {k: rehearsal.get(k) for k in ("backup", "seconds", "exclusive_lock_seconds", "restore_seconds",
+                                          "locale", "live_locale")}
+
+
 def _figures(ev: dict, manifest_sha256: str | None) -> dict:
     findings = ev.get("findings") or {}
     alembic_found = findings.get("alembic") or {}
@@ -349,6 +357,7 @@ def _figures(ev: dict, manifest_sha256: str | None) -> dict:
         "exclusive_lock_seconds": timings.get("exclusive_lock"),
         "timings": {k: v for k, v in timings.items() if isinstance(v, int | float)},
         "backup": _backup_figures(ev, manifest_sha256),
+        "rehearsal": _rehearsal_figures(ev.get("rehearsal")),
         "alembic": {
             "stored": alembic_found.get("stored", reset.get("stored")),
             "true": alembic_found.get("true", reset.get("revision")),
@@ -438,6 +447,11 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
             "restore_from": (ev.get("backup") or {}).get("path") or (ev.get("backup") or {}).get("gate_path"),
         },
         "figures": _figures(ev, manifest_sha256),
+        # The gates a protected environment met, and the schema this run started and ended
+        # with: a later production run's staging-first gate compares its schema with these.
+        "gates": [g for g in _get(ev, "gates", "gates", default=[]) or [] if isinstance(g, dict)],
+        "schema_fingerprint": _get(ev, "gates", "schema_fingerprint"),
+        "schema_fingerprint_after": _get(ev, "schema_after", "schema_fingerprint"),
         # What the operator must do after a rotation (e.g. update the vault): names, never values.
         "rotation_actions": [str(a) for a in _get(ev, "rotation", "actions", default=[]) or []],
     }
@@ -470,6 +484,10 @@ def render_run_markdown(report: dict) -> str:
         ("database changed by this run", "yes" if state["database_changed"] else "no"),
         ("backup to restore from", state["restore_from"] or "none in this run"),
     ])
+    if r.get("gates"):
+        lines += ["## Gates", ""]
+        lines += _table(["gate", "status", "detail"], [(g.get("gate"), g.get("status"), g.get("message"))
+                                                        for g in r["gates"]])
     lines += ["## Steps", ""]
     lines += _table(["step", "status", "detail"], [(s["title"], s["status"], s["detail"]) for s in r["steps"]])
 
@@ -486,6 +504,9 @@ def render_run_markdown(report: dict) -> str:
               f"tables rewritten: {fig['tables_rewritten']}",
               "- exclusive lock held: " + (f"{fig['exclusive_lock_seconds']} s" if fig["exclusive_lock_seconds"]
                                            is not None else "n/a"),
+              *([f"- rehearsal on a scratch restore: the conversion took {fig['rehearsal']['seconds']} s there "
+                 f"(exclusive lock {show(fig['rehearsal']['exclusive_lock_seconds'])} s): expect about as long"]
+                if fig.get("rehearsal") else []),
               f"- backup: {show(backup['path'])}, verified at level {show(backup['verified_level'])}",
               f"  - manifest.json sha256: `{show(backup['manifest_sha256'])}`; "
               f"manifest_checksum: `{show(backup['manifest_checksum'])}`",

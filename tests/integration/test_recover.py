@@ -3,9 +3,8 @@ own (cluster with the broken fixture, Render simulator), the whole recovery, the
 second run that changes nothing. No secret may appear in the output at -vvv."""
 
 import glob
+import json
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -33,19 +32,6 @@ def database_url(environment):
     return url.replace("@localhost:", "@127.0.0.1:")
 
 
-@pytest.fixture
-def environment(tmp_path):
-    state = tmp_path / "localenv"
-    subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "up"], cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)
-    try:
-        yield {name: (state / name).read_text().strip()
-               for name in ("recovery_database_url", "render_api_url", "render_api_key")}
-    finally:
-        subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "down"], cwd=ROOT,
-                       capture_output=True, timeout=120)
-
-
 def recovery_vars(environment, tmp_path) -> dict:
     return {
         "recovery_environment": "local",
@@ -66,8 +52,18 @@ def recovery_vars(environment, tmp_path) -> dict:
     }
 
 
+def _webhooks(environment) -> list[dict]:
+    root = environment["render_api_url"].rsplit("/v1", 1)[0]
+    return requests.get(f"{root}/__sim__/webhooks", timeout=10,
+                        headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
+
+
 def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path):
     extra = recovery_vars(environment, tmp_path)
+    # The conversion rehearsed on a scratch restore first, and the team told at start and end.
+    extra |= {"convert_keys_rehearse": True,
+              "recovery_webhook_url": environment["render_api_url"].rsplit("/v1", 1)[0]
+              + "/__sim__/webhook/T0-fake-hook-token"}
     leaked_url = database_url(environment)
     with psycopg2.connect(leaked_url, connect_timeout=5):
         pass  # the leaked default user's password works before the run
@@ -76,10 +72,23 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     for secret in (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
                    environment["render_api_key"]):
         assert secret not in first.output
-    for step in ("conversion needed: yes", "Render export exp-", "backup gate passed", "converted 86 columns",
+    for step in ("conversion needed: yes", "rehearsal passed on a scratch restore of", "Render export exp-",
+                 "backup gate passed", "converted 86 columns",
                  "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200",
                  "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_"):
         assert step in first.output, step
+
+    sent = [w["body"] for w in _webhooks(environment)]
+    assert [b["event"] for b in sent] == ["start", "success"]
+    assert sent[1]["text"].startswith("render-key-recovery: local: recovery succeeded after ")
+    assert sent[1]["report"].endswith("/run-report.md") and os.path.exists(sent[1]["report"])
+    for secret in (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
+                   environment["render_api_key"], "T0-fake-hook-token"):
+        assert secret not in repr(sent) and secret not in first.output
+    with open(sent[1]["report"].replace(".md", ".json"), encoding="utf-8") as handle:
+        report = json.load(handle)
+    assert report["figures"]["rehearsal"]["seconds"] > 0
+    assert report["schema_fingerprint"] and report["schema_fingerprint_after"] != report["schema_fingerprint"]
 
     # The leaked users are gone (the known password really fails); the app runs as the new user.
     new_url = database_url(environment)

@@ -1,0 +1,69 @@
+"""recover.yml's gates for a protected environment, against a Render-like environment:
+each refuses on its own, by name, before anything changes; --check shows every gate;
+overrides are said as overrides; a staging report on the same schema passes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import psycopg2
+import requests
+from ansible.module_utils.pg_backup import fingerprint
+from ansible.module_utils.pg_catalog import CatalogReader
+
+from tests.db_fingerprint import fingerprint as db_fingerprint
+from tests.integration.test_recover import SERVICE, recovery_vars
+from tests.playbook_runner import run_playbook
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _schema_fingerprint(url: str) -> str:
+    with psycopg2.connect(url) as conn:
+        value = fingerprint(CatalogReader(conn).schema_objects(["public"]))
+    conn.close()
+    return value
+
+
+def _maintenance(environment) -> bool:
+    service = requests.get(f"{environment['render_api_url']}/services/{SERVICE}", timeout=10,
+                           headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
+    return service["serviceDetails"]["maintenanceMode"]["enabled"]
+
+
+def test_each_gate_refuses_before_any_change_and_check_mode_shows_them(environment, tmp_path):
+    url = environment["recovery_database_url"]
+    closed_today = WEEKDAYS[(datetime.now(UTC).weekday() + 1) % 7]
+    base = recovery_vars(environment, tmp_path) | {
+        "recovery_protected_environments": ["local"],
+        "recovery_maintenance_window": {"days": [closed_today], "start_hour": 0, "end_hour": 24}}
+    before = db_fingerprint(url)
+
+    unconfirmed = run_playbook("playbooks/recover.yml", base)
+    assert unconfirmed.rc != 0
+    assert "refused before any change by confirm: local is protected: re-run with -e recovery_confirm=local" in (
+        unconfirmed.output)
+    assert "staging_first: no successful recovery of a rehearsal environment on this schema" in unconfirmed.output
+    assert f"UTC is outside the maintenance window ({closed_today} 00:00-24:00 UTC)" in unconfirmed.output
+
+    # Confirmed and the window overridden: staging first still refuses, alone.
+    confirmed = run_playbook("playbooks/recover.yml", base | {"recovery_confirm": "local",
+                                                              "recovery_gate_overrides": ["maintenance_window"]})
+    assert confirmed.rc != 0
+    assert "refused before any change by staging_first" in confirmed.output
+    assert "confirm: passed" in confirmed.output and "maintenance_window: overridden" in confirmed.output
+    assert db_fingerprint(url) == before and not _maintenance(environment)
+
+    # A staging run that succeeded on this very schema passes staging first; --check says so.
+    staging = tmp_path / "staging" / "20261201T000000Z"
+    staging.mkdir(parents=True)
+    (staging / "run-report.json").write_text(json.dumps({
+        "environment": "staging", "run_id": "20261201T000000Z", "outcome": "succeeded",
+        "schema_fingerprint": _schema_fingerprint(url)}))
+    planned = run_playbook("playbooks/recover.yml", base | {
+        "recovery_confirm": "local", "recovery_gate_overrides": ["maintenance_window"],
+        "recovery_rehearsal_reports": [str(tmp_path / "staging")]}, check=True)
+    assert planned.rc == 0, planned.output[-3000:]
+    assert "staging_first: passed: staging recovered run 20261201T000000Z on the same schema" in planned.output
+    assert db_fingerprint(url) == before and not _maintenance(environment)
