@@ -62,7 +62,7 @@ class Rewrites:
             oid, tree = trees[view["relation"]]
             analysis = self._analyse([tree])
             view["definition"] = self._text(f"{view['kind']} {view['relation']}", analysis, view["definition"])
-            self.converted |= view_output_columns(tree, oid, analysis)
+            self.converted |= view_output_columns(oid, analysis)
 
     def objects(self, kind: str, items: list[dict], fields: list[str]) -> None:
         """In place: policies (using, with_check), triggers or rules (definition)."""
