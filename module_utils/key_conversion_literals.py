@@ -51,6 +51,7 @@ class Analysis:
         self._safe_ids: set = set()
         self._constants: list = []
         self.trees: list = []  # as parsed, in the order given
+        self.top_level_ok = False
         self.columns: dict = {}  # (relid, attno) -> printable name, for messages
         self.attnames: dict = {}  # (relid, attno) -> column name
         self.relabels: Counter = Counter()  # column name -> casts of it to the source type
@@ -122,6 +123,8 @@ class Analysis:
     def classify(self, node, stack, ancestors):
         parent = ancestors[-1] if ancestors else None
         tag = _tag(parent)
+        if parent is None and self.top_level_ok:  # a generated column's whole expression, itself converted
+            return None
         name = self.column_name(node, stack)
         if tag == "RELABELTYPE" and parent.get("resulttype") == self.source:
             # A domain column seen as its base type: printed as a cast, (col)::uuid.
@@ -181,7 +184,7 @@ def _unwrap(node, source: str):
 
 def analyse(trees: list[str | None], *, converted: set, equality_ops: set, source_oid: int,
             base_relid: int | None = None, column_names: dict | None = None,
-            attnames: dict | None = None) -> Analysis:
+            attnames: dict | None = None, top_level_ok: bool = False) -> Analysis:
     """Classify every use of a converted column in the given trees (texts of
     pg_node_tree). base_relid: the table whose columns the trees' Vars are
     (checks, policies, indexes, triggers, defaults); None for a view or rule
@@ -189,6 +192,7 @@ def analyse(trees: list[str | None], *, converted: set, equality_ops: set, sourc
     analysis = Analysis(converted, equality_ops, source_oid, base_relid)
     analysis.columns = column_names or {}
     analysis.attnames = attnames or {}
+    analysis.top_level_ok = top_level_ok
     for text in trees:
         try:
             tree = parse(text)
