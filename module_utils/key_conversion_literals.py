@@ -12,7 +12,7 @@ object is refused by name, in the plan:
 - an output column of a view (its type follows the column), a join alias,
   IS [NOT] NULL, a cast through text (``id::text``: uuid_out prints exactly
   the text the new column holds), count(...);
-- ``=``, ``<>``, IS DISTINCT FROM, NULLIF, IN (...) with another converted
+- ``=``, ``<>``, IS DISTINCT FROM, IN (...) with another converted
   column, a subquery's converted column, or a uuid constant. Such a constant
   is rewritten to the target type: the converted column holds uuid_out's text
   (lower-case, hyphenated), and the constant is printed by the same function,
@@ -32,7 +32,8 @@ from ansible.module_utils.pg_node_tree import parse, uuid_text
 BASE = "base"  # a stack frame: every Var at this level is a column of the object's table
 COUNT_ANY = "2147"  # count("any")
 TEXT_OUTPUT = {"TARGETENTRY", "NULLTEST", "COERCEVIAIO", "RANGETBLENTRY"}
-EQUALITY_NODES = {"OPEXPR", "DISTINCTEXPR", "NULLIFEXPR"}
+EQUALITY_NODES = {"OPEXPR", "DISTINCTEXPR"}  # boolean results: the new type goes no further
+VALUE_SUBLINKS = {"4", "6"}  # (SELECT col ...) and ARRAY(SELECT col ...): they carry the column's type
 
 
 class Analysis:
@@ -49,6 +50,8 @@ class Analysis:
         self.problems: list[str] = []
         self._safe_ids: set = set()
         self._constants: list = []
+        self.trees: list = []  # as parsed, in the order given
+        self.top_level_ok = False
         self.columns: dict = {}  # (relid, attno) -> printable name, for messages
         self.attnames: dict = {}  # (relid, attno) -> column name
         self.relabels: Counter = Counter()  # column name -> casts of it to the source type
@@ -86,6 +89,10 @@ class Analysis:
             key = self.resolve(node, stack)
             return key is not None and (key in self.converted or (key[1] == 0 and key[0] in
                                                                   {r for r, _ in self.converted}))
+        if _tag(node) == "SUBLINK" and node.get("subLinkType") in VALUE_SUBLINKS and node.get("subselect"):
+            sub = node["subselect"]
+            first = next((t for t in sub.get("targetList") or [] if t.get("resjunk") != "true"), None)
+            return bool(first) and self.is_converted(first["expr"], [sub.get("rtable") or [], *stack], ancestors)
         if _tag(node) == "PARAM" and node.get("paramkind") == "2":  # a subquery's output column
             link = next((a for a in reversed(ancestors) if _tag(a) == "SUBLINK"), None)
             sub = link.get("subselect") if link else None
@@ -105,7 +112,7 @@ class Analysis:
             return
         if tree["_tag"] == "QUERY":
             stack = [tree.get("rtable") or [], *stack]
-        if tree["_tag"] == "VAR" and self.is_converted(tree, stack, ancestors):
+        if tree["_tag"] in ("VAR", "SUBLINK") and self.is_converted(tree, stack, ancestors):
             self.classify(tree, stack, ancestors)
         if tree["_tag"] == "CONST" and tree.get("consttype") == self.source and tree.get("constvalue"):
             self._constants.append(tree)
@@ -116,6 +123,8 @@ class Analysis:
     def classify(self, node, stack, ancestors):
         parent = ancestors[-1] if ancestors else None
         tag = _tag(parent)
+        if parent is None and self.top_level_ok:  # a generated column's whole expression, itself converted
+            return None
         name = self.column_name(node, stack)
         if tag == "RELABELTYPE" and parent.get("resulttype") == self.source:
             # A domain column seen as its base type: printed as a cast, (col)::uuid.
@@ -175,7 +184,7 @@ def _unwrap(node, source: str):
 
 def analyse(trees: list[str | None], *, converted: set, equality_ops: set, source_oid: int,
             base_relid: int | None = None, column_names: dict | None = None,
-            attnames: dict | None = None) -> Analysis:
+            attnames: dict | None = None, top_level_ok: bool = False) -> Analysis:
     """Classify every use of a converted column in the given trees (texts of
     pg_node_tree). base_relid: the table whose columns the trees' Vars are
     (checks, policies, indexes, triggers, defaults); None for a view or rule
@@ -183,12 +192,14 @@ def analyse(trees: list[str | None], *, converted: set, equality_ops: set, sourc
     analysis = Analysis(converted, equality_ops, source_oid, base_relid)
     analysis.columns = column_names or {}
     analysis.attnames = attnames or {}
+    analysis.top_level_ok = top_level_ok
     for text in trees:
         try:
             tree = parse(text)
         except (ValueError, IndexError):  # a node format this reader does not know: not provable
             analysis.problems.append("its stored parse tree could not be read")
             continue
+        analysis.trees.append(tree)
         if tree is not None:
             analysis.visit(tree, [BASE] if base_relid is not None else [])
     # Constants seen before the column they are compared with are sorted out at the end.
@@ -197,10 +208,10 @@ def analyse(trees: list[str | None], *, converted: set, equality_ops: set, sourc
     return analysis
 
 
-def view_output_columns(tree_text: str, view_oid: int, analysis: Analysis) -> set:
-    """(view oid, column number) of a view's columns that are converted columns:
-    a view on top of it compares them as converted too."""
-    tree = parse(tree_text)
+def view_output_columns(view_oid: int, analysis: Analysis) -> set:
+    """(view oid, column number) of a view's columns that are converted columns
+    (the view's tree, as analysed): a view on top of it compares them as converted too."""
+    tree = analysis.trees[0] if analysis.trees else None
     query = tree[0] if isinstance(tree, list) and tree else None
     if _tag(query) != "QUERY":
         return set()

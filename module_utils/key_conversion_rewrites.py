@@ -33,9 +33,10 @@ class Rewrites:
             strict=True)}
         self.converted = set(self.names)
 
-    def _analyse(self, trees, base_relid=None):
+    def _analyse(self, trees, base_relid=None, top_level_ok=False):
         return analyse(trees, converted=self.converted, equality_ops=self.ops, source_oid=self.source_oid,
-                       base_relid=base_relid, column_names=self.names, attnames=self.attnames)
+                       base_relid=base_relid, column_names=self.names, attnames=self.attnames,
+                       top_level_ok=top_level_ok)
 
     def _text(self, label: str, analysis, text: str | None) -> str | None:
         """The text with its safe constants retyped; a refusal when it cannot be."""
@@ -62,7 +63,7 @@ class Rewrites:
             oid, tree = trees[view["relation"]]
             analysis = self._analyse([tree])
             view["definition"] = self._text(f"{view['kind']} {view['relation']}", analysis, view["definition"])
-            self.converted |= view_output_columns(tree, oid, analysis)
+            self.converted |= view_output_columns(oid, analysis)
 
     def objects(self, kind: str, items: list[dict], fields: list[str]) -> None:
         """In place: policies (using, with_check), triggers or rules (definition)."""
@@ -125,7 +126,9 @@ class Rewrites:
         if not self.active:
             return column["expression"]
         label = f"generated column {column['column']} on {column['relation']}"
-        return self._text(label, self._analyse([column["tree"]], column["relid"]), column["expression"])
+        # The expression is the column's value: a bare converted column is fine if this one converts too.
+        itself = (column["relid"], column["attnum"]) in self.converted
+        return self._text(label, self._analyse([column["tree"]], column["relid"], itself), column["expression"])
 
     def relids(self) -> set[int]:
         return {relid for relid, _ in self.names} if self.active else set()

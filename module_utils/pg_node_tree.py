@@ -14,42 +14,28 @@ list of its bytes.
 
 from __future__ import annotations
 
-DELIMITERS = set("(){}[]")
+import re
+
+# A quoted string, a bracket, or a run of anything else; a backslash escapes one character.
+TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|([(){}\[\]])|((?:[^\s(){}\[\]"\\]|\\.)+)', re.S)
+ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _unescape(text: str) -> str:
+    return ESCAPE.sub(r"\1", text) if "\\" in text else text
 
 
 def tokens(text: str) -> list[str]:
     """Split nodeToString output: whitespace separates, brackets stand alone,
-    a backslash escapes the next character, double quotes wrap a string."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch in DELIMITERS:
-            out.append(ch)
-            i += 1
-            continue
-        start_quote = ch == '"'
-        token = []
-        if start_quote:
-            i += 1
-        while i < n:
-            ch = text[i]
-            if ch == "\\" and i + 1 < n:
-                token.append(text[i + 1])
-                i += 2
-                continue
-            if start_quote:
-                if ch == '"':
-                    i += 1
-                    break
-            elif ch.isspace() or ch in DELIMITERS:
-                break
-            token.append(ch)
-            i += 1
-        out.append(('"' if start_quote else "") + "".join(token))
+    a backslash escapes the next character, double quotes wrap a string
+    (kept with a leading quote mark, so a string never reads as a bracket)."""
+    out = []
+    for match in TOKEN.finditer(text):
+        quoted, bracket, word = match.groups()
+        if quoted is not None:
+            out.append('"' + _unescape(quoted))
+        else:
+            out.append(bracket or _unescape(word))
     return out
 
 
@@ -105,18 +91,6 @@ def parse(text: str | None):
     if text is None:
         return None
     return _Reader(tokens(text)).value()
-
-
-def walk(tree, parents=()):
-    """Every node with its ancestors (innermost last), depth first, in order."""
-    if isinstance(tree, dict):
-        yield tree, parents
-        for key, value in tree.items():
-            if key != "_tag":
-                yield from walk(value, (*parents, tree))
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from walk(value, parents)
 
 
 def uuid_text(data: list[int]) -> str:

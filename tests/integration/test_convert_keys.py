@@ -277,7 +277,8 @@ def test_lock_timeout_retries_then_names_the_blocker(sink):
     # Released in the middle of the retries: the conversion goes through.
     blocker_cur = blocker.cursor()
     blocker_cur.execute("SELECT count(*) FROM documents")
-    released = threading.Timer(0.3, blocker.rollback)
+    # Released after the first attempts (planning before the lock takes some tenths of a second).
+    released = threading.Timer(1.0, blocker.rollback)
     released.start()
     outcome = convert(conn, ConversionRequest(), RunOptions(lock_timeout_ms=100, lock_retries=5,
                                                             retry_base_seconds=0.2))

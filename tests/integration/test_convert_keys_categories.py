@@ -25,6 +25,7 @@ from tests.integration.test_convert_keys_objects import (  # noqa: F401 -- make_
     run_sql,
 )
 
+SYSTEM = "aaaaaaaa-0000-4000-8000-000000000001"  # a sentinel id, as hand-built databases have
 # The module's defaults, and the levers that move work past the COMMIT.
 LEVERS = [{}, {"fk_validation": "after_commit", "index_build": "after_commit", "value_check": "shape"}]
 
@@ -106,6 +107,21 @@ def test_generated_column_over_a_key_is_added_back_with_everything_attached(
         assert convert(conn, ConversionRequest(index_build=index_build), RunOptions())["changed"] is False
 
 
+def test_a_generated_copy_of_a_key_and_a_generated_flag_over_a_literal_convert_too(make_database):
+    url = make_database()
+    run_sql(url, "CREATE TABLE t (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+                 "copy_id uuid GENERATED ALWAYS AS (id) STORED, "
+                 f"is_system boolean GENERATED ALWAYS AS (id = '{SYSTEM}') STORED);"
+                 f"INSERT INTO t DEFAULT VALUES; INSERT INTO t VALUES ('{SYSTEM}');")
+    outcome, before, after = convert_checked(url, ConversionRequest())
+    assert sorted(g["column"] for g in outcome["plan"].generated) == ["copy_id", "is_system"]
+    assert changed_types(before, after) == {"public.t.id": VARCHAR, "public.t.copy_id": VARCHAR}
+    assert rows(url, f"SELECT id = copy_id, is_system, id = '{SYSTEM}' FROM t ORDER BY 2") == [
+        (True, False, False), (True, True, True)]
+    with closing(app_conn(url)) as conn:
+        assert convert(conn, ConversionRequest(), RunOptions())["changed"] is False
+
+
 # -- 2. an FK column whose type is a domain over uuid --------------------------
 
 DOMAINS = """
@@ -154,7 +170,6 @@ def test_domain_typed_fk_column_converts_with_its_not_null_and_default(make_data
 
 # -- 3. sentinel uuid literals in dependents ----------------------------------
 
-SYSTEM = "aaaaaaaa-0000-4000-8000-000000000001"
 LITERALS = """
 CREATE TABLE "Users" (id {key} PRIMARY KEY DEFAULT gen_random_uuid(), email text);
 CREATE TABLE posts (id {key} PRIMARY KEY DEFAULT gen_random_uuid(),

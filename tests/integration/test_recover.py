@@ -73,7 +73,7 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
                    environment["render_api_key"]):
         assert secret not in first.output
     for step in ("conversion needed: yes", "rehearsal passed on a scratch restore of", "Render export exp-",
-                 "backup gate passed", "converted 86 columns",
+                 "backup gate passed", "converted 87 columns",
                  "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200",
                  "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_"):
         assert step in first.output, step

@@ -109,7 +109,7 @@ def test_verify_fails_on_drift_passes_after_recovery_and_names_new_drift(environ
         **{s["id"]: "done" for s in report["steps"]}, "rotation": "skipped"}
     figures = report["figures"]
     assert figures["foreign_keys"] == {"at_investigation": 100, "before": 100, "after": 100}
-    assert figures["columns_converted"] == 86 and figures["exclusive_lock_seconds"] > 0
+    assert figures["columns_converted"] == 87 and figures["exclusive_lock_seconds"] > 0
     manifest = os.path.join(figures["backup"]["path"], "manifest.json")
     assert figures["backup"]["manifest_sha256"] == hashlib.sha256(read(manifest, "rb")).hexdigest()
     assert figures["backup"]["verified_level"] == "restore"

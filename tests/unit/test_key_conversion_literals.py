@@ -72,3 +72,22 @@ def test_a_domain_columns_cast_to_its_base_type_becomes_a_cast_to_the_target():
 
 def test_an_unreadable_tree_is_a_problem_not_a_crash():
     assert analysis_of("{OPEXPR :opno").problems == ["its stored parse tree could not be read"]
+
+
+def test_a_scalar_subquery_of_a_converted_column_carries_its_type():
+    """WHERE other = (SELECT id ...): the subquery's result is the converted
+    column's, compared with a column that stays uuid: not provably the same."""
+    def var(relno):
+        return f"{{VAR :varno {relno} :varattno 1 :vartype 2950 :vartypmod -1 :varcollid 0 :varlevelsup 0}}"
+
+    def rte(relid):
+        return f"{{RANGETBLENTRY :rtekind 0 :relid {relid}}}"
+
+    sub = (f"{{SUBLINK :subLinkType 4 :subLinkId 0 :testexpr <> :operName <> :subselect {{QUERY :rtable ({rte(42)}) "
+           f":targetList ({{TARGETENTRY :expr {var(1)} :resno 1 :resjunk false}})}}}}")
+    query = (f"({{QUERY :rtable ({rte(7)}) :jointree {{FROMEXPR :fromlist <> :quals {{OPEXPR :opno 2972 "
+             f":args ({var(1)} {sub})}}}} :targetList <>}})")
+    analysis = analyse([query], converted={(42, 1)}, equality_ops={2972, 2973}, source_oid=2950)
+    assert analysis.problems == ["a converted column is compared with an expression of the old type"]
+    both = analyse([query], converted={(42, 1), (7, 1)}, equality_ops={2972, 2973}, source_oid=2950)
+    assert both.problems == []
