@@ -21,7 +21,8 @@ from ansible.module_utils.pg_scratch_restore import scratch_restore
 
 # What must be equal between the live plan and the scratch plan for the
 # rehearsal to stand for the real run (timings and sizes may differ).
-SAME_PLAN_KEYS = ("columns", "foreign_keys", "views", "policies", "triggers", "rules", "refusals")
+SAME_PLAN_KEYS = ("columns", "foreign_keys", "views", "policies", "triggers", "rules", "refusals",
+                  "generated_columns", "unconverted_writers")
 
 
 class RehearsalError(Exception):
@@ -32,7 +33,7 @@ def plan_difference(live: dict, scratch: dict) -> list[str]:
     """What differs between two plan summaries in what the run will do."""
     problems = []
     for key in SAME_PLAN_KEYS:
-        ours, theirs = set(live.get(key) or []), set(scratch.get(key) or [])
+        ours, theirs = set(map(str, live.get(key) or [])), set(map(str, scratch.get(key) or []))
         if ours != theirs:
             only_live = sorted(ours - theirs)
             only_backup = sorted(theirs - ours)
