@@ -77,8 +77,8 @@ backup_file:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.env_file import EnvFileError, masked_diff, update_env_file  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.env_file import EnvFileError, masked_diff, update_env_file
 
 
 def main():

@@ -74,9 +74,9 @@ proof:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.pg_connection import connection_params, ensure_psycopg2, psycopg2  # noqa: E402
-from ansible.module_utils.role_password import RolePasswordError, SelfRotation, plan  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pg_connection import connection_params, ensure_psycopg2, psycopg2
+from ansible.module_utils.role_password import RolePasswordError, SelfRotation, plan
 
 
 def _connect(url):

@@ -71,7 +71,9 @@ def server_log(cluster) -> str:
 
 def env_values(path) -> dict:
     out = {}
-    for line in open(path).read().splitlines():
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
         if "=" in line and not line.startswith("#"):
             key, _, rest = line.removeprefix("export ").partition("=")
             out[key] = unquote(rest)[0]
@@ -80,7 +82,8 @@ def env_values(path) -> dict:
 
 def write_env(tmp_path, role):
     path = tmp_path / "app.env"
-    path.write_text(f"# the app\nexport DATABASE_URL='{role['url']}'\nSECRET_KEY=keep-me\nPGPASSWORD={role['password']}\n")
+    path.write_text(f"# the app\nexport DATABASE_URL='{role['url']}'\nSECRET_KEY=keep-me\n"
+                    f"PGPASSWORD={role['password']}\n")
     path.chmod(0o640)
     return path
 

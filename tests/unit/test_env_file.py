@@ -78,7 +78,8 @@ def test_atomic_write_with_a_private_backup(tmp_path):
     backup = result["backup_file"]
     assert backup.startswith(f"{env}.") and backup.endswith("Z.bak")
     assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
-    assert open(backup).read() == ORIGINAL
+    with open(backup) as handle:
+        assert handle.read() == ORIGINAL
     assert "PGPASSWORD=n3w" in env.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".env", os.path.basename(backup)])
 
