@@ -240,7 +240,8 @@ def test_local_env_files_get_the_new_user(world, tmp_path):
     conn.close()
     assert oct(env.stat().st_mode & 0o777) == "0o600"
     assert [p.read_text() for p in tmp_path.glob("app.env.*.bak")] == [original]
-    assert f"The .env files {env} hold the new user's values" in done.output
+    flat = " ".join(done.output.split())  # the YAML callback folds long lines
+    assert f"The .env files {env} now hold the values of the new user rotated_20260105" in flat
     assert "DATABASE_URL=******** (new value)" in done.output
     new_password = world["server"].sim.postgres[world["names"]["postgres"]].default["password"]
     for secret in (new_password, world["passwords"][leaked], world["key"]):
