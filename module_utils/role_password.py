@@ -157,7 +157,11 @@ class SelfRotation:
         """Set a new password and prove it; on a failed proof the old password is back."""
         password = generate_password()
         new_url = with_credentials(self.url, self.role, password)
-        self.set_password(password)
+        try:
+            self.set_password(password)
+        except Exception as exc:  # psycopg2.Error: the server's text never echoes the statement
+            raise RolePasswordError(f"ALTER ROLE {self.role} PASSWORD failed: {str(exc).strip().splitlines()[0]}; "
+                                    "nothing changed") from None
         try:
             proof = self.prove(new_url)
         except RolePasswordError as exc:
