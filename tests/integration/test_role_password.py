@@ -208,3 +208,17 @@ def test_a_password_not_leaked_is_left_alone(pg_cluster, role, tmp_path):
     assert run.rc == 0, run.output[-4000:]
     assert run.recap()["changed"] == 0 and "nothing to rotate" in run.output
     assert login(pg_cluster, role["name"], role["password"]) is None
+
+
+def test_a_failed_proof_puts_the_old_password_back(pg_cluster, role, tmp_path):
+    # CONNECTION LIMIT 1: the rotating session holds the only slot, so the new login fails for real.
+    admin(pg_cluster, sql.SQL("ALTER ROLE {} CONNECTION LIMIT 1").format(sql.Identifier(role["name"])))
+    env = write_env(tmp_path, role)
+    before = env.read_text()
+    failed = rotate(tmp_path, role, [{"path": str(env), "keys": {"PGPASSWORD": "password"}}])
+    assert failed.rc != 0
+    flat = " ".join(failed.output.split())
+    assert "the new password of" in flat and "the old password was put back, nothing changed" in flat
+    assert login(pg_cluster, role["name"], role["password"]) is None
+    assert env.read_text() == before
+    assert role["password"] not in failed.output
