@@ -239,3 +239,38 @@ def test_a_bad_database_url_is_refused_before_the_new_user(world, tmp_path):
     assert mutations(world) == []
     assert len(credentials(world)) == 3
     assert world["key"] not in refused.output
+
+
+def test_local_env_files_get_the_new_user(world, tmp_path):
+    leaked = world["leaked"][1]
+    old_url = world["cluster"].url(world["names"]["database"], user=leaked, password=world["passwords"][leaked])
+    env = tmp_path / "app.env"
+    original = f"# local tools\nDATABASE_URL={old_url}\nKEEP=1\n"
+    env.write_text(original)
+    files = [{"path": str(env), "keys": {"DATABASE_URL": "database_url", "PGUSER": "user"}}]
+
+    done = rotate(world, tmp_path, diff=True, verbosity=3, credential_rotation_env_files=files)
+    assert done.rc == 0, done.output[-4000:]
+    lines = env.read_text().splitlines()
+    assert lines[0] == "# local tools" and lines[2:] == ["KEEP=1", "PGUSER=rotated_20260105"]
+    new_url = lines[1].removeprefix("DATABASE_URL=").strip("'")
+    with psycopg2.connect(new_url, connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute("SELECT session_user")
+        assert cur.fetchone() == ("rotated_20260105",)
+    conn.close()
+    assert oct(env.stat().st_mode & 0o777) == "0o600"
+    assert [p.read_text() for p in tmp_path.glob("app.env.*.bak")] == [original]
+    flat = " ".join(done.output.split())  # the YAML callback folds long lines
+    assert f"The .env files {env} now hold the values of the new user rotated_20260105" in flat
+    assert "DATABASE_URL=******** (new value)" in done.output
+    new_password = world["server"].sim.postgres[world["names"]["postgres"]].default["password"]
+    for secret in (new_password, world["passwords"][leaked], world["key"]):
+        assert secret not in done.output
+
+
+def test_a_missing_env_file_refuses_before_anything_changes(world, tmp_path):
+    world["control"].clear_journal()
+    refused = rotate(world, tmp_path, credential_rotation_env_files=[
+        {"path": str(tmp_path / "absent.env"), "keys": {"DATABASE_URL": "database_url"}}])
+    assert refused.rc != 0 and "absent.env does not exist" in refused.output
+    assert mutations(world) == []

@@ -121,6 +121,10 @@ database_url:
   description: O(step=connection). The run's database URL moved to the new user. Secret.
   returned: step=connection, when database_url logged in as a leaked user
   type: str
+login_url:
+  description: O(step=connection). O(database_url) logging in as the new user. Secret.
+  returned: step=connection, when database_url is given
+  type: str
 database_url_changed:
   description: O(step=connection). Whether database_url changed.
   returned: step=connection
@@ -184,6 +188,8 @@ def _connection(module, client, postgres_id):
         _test_login(module, urls["login_url"], params["new_user"])
     # Values equal to a no_log option would come back masked: return database_url only when new.
     result = {"env_value": urls["env_value"], "database_url_changed": urls["database_url_changed"]}
+    if urls["login_url"]:  # database_url logging in as the new user: for the local .env files
+        result["login_url"] = urls["login_url"]
     if urls["database_url_changed"]:
         result["database_url"] = urls["database_url"]
     return result
