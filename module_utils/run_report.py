@@ -280,6 +280,12 @@ def _rotation_step(rotation) -> tuple[str, str]:
     """credential_rotation_result: started (and not finished), rotated, nothing_to_do, planned."""
     rotation = rotation if isinstance(rotation, dict) else {}
     state = rotation.get("status")
+    if rotation.get("strategy") == "alter_role" and state in ("rotated", "planned"):
+        files = [str(f) for f in rotation.get("env_files") or []]
+        return (DONE, f"password of {rotation.get('role')} on {rotation.get('where')} replaced (ALTER ROLE, "
+                      f"SCRAM verifier), the old one proven dead"
+                      + (f"; .env files updated: {', '.join(files)}" if files else "")) if state == "rotated" else (
+            CHECKED, f"would replace the password of {rotation.get('role')} on {rotation.get('where')}")
     if state == "rotated":
         return DONE, (f"leaked users {_names(rotation.get('deleted_users') or [])} deleted; "
                       f"the services use {rotation.get('new_user')}")

@@ -645,3 +645,13 @@ def test_the_module_documentation_matches_its_argument_spec():
             assert documented.get("default") == actual["default"], name
         assert documented.get("choices") == actual.get("choices"), name
     assert captured["secrets"]["no_log"]
+
+
+def test_an_alter_role_rotation_reads_as_a_password_change():
+    from ansible.module_utils.run_report import DONE, _rotation_step
+
+    status, detail = _rotation_step({"strategy": "alter_role", "status": "rotated", "role": "app",
+                                     "where": "db on 10.0.0.5:5432", "env_files": ["/srv/app/.env"]})
+    assert status == DONE
+    assert detail == ("password of app on db on 10.0.0.5:5432 replaced (ALTER ROLE, SCRAM verifier), the old one "
+                      "proven dead; .env files updated: /srv/app/.env")
