@@ -135,6 +135,15 @@ options:
     description: Assumed rewrite throughput for the plan's time estimate.
     type: float
     default: 50.0
+  run_timeout:
+    description:
+      - Seconds the whole run may take (0 for no limit). Past it the running statement is cancelled, so
+        before COMMIT everything rolls back; after COMMIT the unfinished steps stay recorded for the next run.
+      - Run this module synchronously (not async), so that it ends with the ansible-playbook that started
+        it. Its sessions set C(client_connection_check_interval), so the server rolls back as soon as a killed
+        run's connection closes, in the middle of a statement too.
+    type: int
+    default: 0
 extends_documentation_fragment: [postgres_connection]
 attributes:
   check_mode:
@@ -218,6 +227,8 @@ import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.key_conversion_lifetime import ControllerWatch, Deadline, watched_connect
+from ansible.module_utils.key_conversion_pending import wait_for_other_run
 from ansible.module_utils.key_conversion_plan import (
     FK_VALIDATION,
     INDEX_BUILD,
@@ -229,7 +240,6 @@ from ansible.module_utils.key_conversion_run import ConversionError, RunOptions,
 from ansible.module_utils.module_refusal import refuse
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
-    connect,
     connection_argument_spec,
     ensure_psycopg2,
 )
@@ -293,6 +303,7 @@ def main():
         "progress_file": {"type": "path"},
         "after_commit_workers": {"type": "int", "default": 2},
         "rewrite_mb_per_second": {"type": "float", "default": 50.0},
+        "run_timeout": {"type": "int", "default": 0},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
@@ -312,11 +323,24 @@ def main():
     if not 1 <= p["after_commit_workers"] <= 16:
         refuse(module, "after_commit_workers must be between 1 and 16")
 
+    progress = _progress_writer(p["progress_file"])
+
+    def controller_gone():
+        # Nobody is left to report to: end now. The server rolls back what is not committed.
+        if progress:
+            progress("the ansible-playbook that started this run is gone: stopping; the server rolls back what "
+                     "is not committed, steps after a COMMIT stay recorded for the next run")
+        os._exit(1)
+
+    ControllerWatch(controller_gone)
     try:
-        conn = connect(p)
+        conn = watched_connect(p)
     except ConnectionFailure as exc:
         refuse(module, str(exc))
     try:
+        busy = wait_for_other_run(conn)  # a killed run's session ends within seconds
+        if busy:
+            refuse(module, f"{busy}; nothing changed, run again once it has ended")
         if module.check_mode:
             try:
                 planned = plan_only(conn, request)
@@ -338,16 +362,20 @@ def main():
                              retry_base_seconds=p["lock_retry_delay"],
                              statement_timeout_ms=p["statement_timeout"],
                              maintenance_work_mem=p["maintenance_work_mem"],
-                             progress=_progress_writer(p["progress_file"]),
-                             connect=lambda: connect(p), after_commit_workers=p["after_commit_workers"])
+                             progress=progress,
+                             connect=lambda: watched_connect(p), after_commit_workers=p["after_commit_workers"])
+        deadline = Deadline(conn, p["run_timeout"])
         try:
             outcome = convert(conn, request, options)
         except ConversionError as exc:
-            refuse(module, str(exc), **exc.details)
+            late = f"not done within run_timeout ({p['run_timeout']} s), cancelled: " if deadline.expired else ""
+            refuse(module, late + str(exc), **exc.details)
         except ValueError as exc:
             refuse(module, str(exc))
         except DatabaseError as exc:  # raised while planning, before any change
             refuse(module, f"planning failed, nothing changed: {str(exc).strip()}")
+        finally:
+            deadline.stop()
         plan = outcome["plan"]
         result = _result(module, plan, changed=outcome["changed"], fk_count_before=outcome["fk_count_before"],
                          fk_count_after=outcome["fk_count_after"], timings=outcome["timings"],

@@ -234,8 +234,10 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                 status, detail = CHECKED, "would deploy"
             elif _ran(result) and deploy.get("status") == "live" and not result.get("failed"):
                 status, detail = DONE, f"deploy {deploy.get('id')} is live"
-            elif _ran(result):
-                status, detail = FAILED, f"deploy {deploy.get('id', '?')} ended {deploy.get('status', '?')}"
+            elif _ran(result) and deploy.get("id"):
+                status, detail = FAILED, f"deploy {deploy['id']} ended {deploy.get('status') or 'unknown'}"
+            elif _ran(result):  # no deploy to name: Render's answer (an API error, a timeout) says why
+                status, detail = FAILED, str(result.get("msg") or "the deploy could not be started")
         elif sid == "maintenance_off":
             if maint_enabled is False:
                 status, detail = DONE, "maintenance mode is off"
