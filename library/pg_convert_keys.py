@@ -227,7 +227,8 @@ import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.key_conversion_lifetime import ControllerWatch, Deadline, watched_connect
+from ansible.module_utils.key_conversion_converted import of_target_type
+from ansible.module_utils.key_conversion_lifetime import Deadline, end_with_controller, watched_connect
 from ansible.module_utils.key_conversion_pending import wait_for_other_run
 from ansible.module_utils.key_conversion_plan import (
     FK_VALIDATION,
@@ -238,6 +239,7 @@ from ansible.module_utils.key_conversion_plan import (
 )
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
 from ansible.module_utils.module_refusal import refuse
+from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
     connection_argument_spec,
@@ -279,7 +281,6 @@ def _diff(plan):
         "before": "".join(f"{c['qualified']}: {c['type']}\n" for c in plan.columns),
         "after": "".join(f"{c['qualified']}: {c['new_type']}\n" for c in plan.columns),
     }
-
 
 
 def main():
@@ -324,15 +325,7 @@ def main():
         refuse(module, "after_commit_workers must be between 1 and 16")
 
     progress = _progress_writer(p["progress_file"])
-
-    def controller_gone():
-        # Nobody is left to report to: end now. The server rolls back what is not committed.
-        if progress:
-            progress("the ansible-playbook that started this run is gone: stopping; the server rolls back what "
-                     "is not committed, steps after a COMMIT stay recorded for the next run")
-        os._exit(1)
-
-    ControllerWatch(controller_gone)
+    end_with_controller(progress)  # a killed ansible-playbook ends this run too
     try:
         conn = watched_connect(p)
     except ConnectionFailure as exc:
@@ -344,6 +337,8 @@ def main():
         if module.check_mode:
             try:
                 planned = plan_only(conn, request)
+                converted = of_target_type(CatalogReader(conn), request)  # counted for "already converted"
+                conn.rollback()
             except ValueError as exc:
                 refuse(module, str(exc))
             except DatabaseError as exc:
@@ -352,6 +347,7 @@ def main():
             result = _result(module, plan, changed=plan.needed or bool(plan.pending_after_commit),
                              fk_count_before=planned["fk_count"],
                              fk_count_after=planned["fk_count"], executed_sql=[], lock_attempts=[])
+            result["plan"]["already_converted"] = sorted(set(result["plan"]["already_converted"]) | set(converted))
             if plan.refusals:
                 refuse(module, "refused before any change: " + "; ".join(plan.refusals), **result)
             if module._diff and plan.needed:

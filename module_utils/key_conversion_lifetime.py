@@ -128,3 +128,15 @@ class ControllerWatch:
 
     def stop(self):
         self._stop.set()
+
+
+def end_with_controller(progress=None) -> ControllerWatch:
+    """Watch the controller; when it is gone, say so in the progress file and end this process
+    at once (nobody is left to report to; the server rolls back what is not committed)."""
+    def gone():
+        if progress:
+            progress("the ansible-playbook that started this run is gone: stopping; the server rolls back what "
+                     "is not committed, steps after a COMMIT stay recorded for the next run")
+        os._exit(1)
+
+    return ControllerWatch(gone)

@@ -214,4 +214,6 @@ def test_killed_after_commit_the_next_run_finishes_the_index_build_and_says_so(t
     rerun = run_playbook("playbooks/convert.yml", extra_vars(url, tmp_path / "reports"))
     assert rerun.rc == 0, rerun.output[-3000:]
     assert f"left unfinished by an earlier run: {len(left)} steps" in rerun.output
+    # The plan counts what the killed run converted: users.id, orders.id, orders.user_id.
+    assert "columns to convert: 0 (already converted: 3)" in rerun.output
     assert fingerprint(url) == converted
