@@ -159,8 +159,8 @@ def _conversion_state(ev: dict, check_mode: bool) -> tuple[str, str]:
             return "committed", f"{len(result.get('columns_converted') or [])} columns converted and committed"
         return "nothing to convert", "nothing to convert"
     if _ran(plan):
-        if plan.get("failed"):
-            return "not started", "planning failed: " + str(plan.get("msg") or "")
+        if plan.get("failed") or plan.get("error") is not None or "plan" not in plan:  # failed_when: false
+            return "not started", "planning failed: " + str(plan.get("error") or plan.get("msg") or "")
         if not _get(plan, "plan", "columns"):
             return "nothing to convert", "every key and FK-linked column already has the target type"
         if check_mode:
