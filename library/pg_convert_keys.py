@@ -33,6 +33,15 @@ options:
   progress_file:
     description: A file on the managed host to append progress lines to (which table, n of m), for C(tail -f).
     type: path
+  run_timeout:
+    description:
+      - Seconds the whole run may take (0 for no limit). Past it the running statement is cancelled, so
+        before COMMIT everything rolls back; after COMMIT the unfinished steps stay recorded for the next run.
+      - Run this module synchronously (not async), so that it ends with the ansible-playbook that started
+        it. Its sessions set C(client_connection_check_interval), so the server rolls back as soon as a killed
+        run's connection closes, in the middle of a statement too.
+    type: int
+    default: 0
 extends_documentation_fragment: [postgres_connection, key_conversion]
 attributes:
   check_mode:
@@ -124,16 +133,19 @@ import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.key_conversion_converted import of_target_type
+from ansible.module_utils.key_conversion_lifetime import Deadline, end_with_controller, watched_connect
 from ansible.module_utils.key_conversion_options import (
     conversion_argument_spec,
     request_from_params,
     run_options_from_params,
 )
+from ansible.module_utils.key_conversion_pending import wait_for_other_run
 from ansible.module_utils.key_conversion_run import ConversionError, convert, plan_only
 from ansible.module_utils.module_refusal import refuse
+from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
-    connect,
     connection_argument_spec,
     ensure_psycopg2,
 )
@@ -178,9 +190,11 @@ def _diff(plan):
     return {"before": before, "after": after}
 
 
-
 def main():
-    argument_spec = connection_argument_spec() | conversion_argument_spec() | {"progress_file": {"type": "path"}}
+    argument_spec = connection_argument_spec() | conversion_argument_spec() | {
+        "progress_file": {"type": "path"},
+        "run_timeout": {"type": "int", "default": 0},
+    }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
@@ -189,14 +203,21 @@ def main():
     except ValueError as exc:
         refuse(module, str(exc))
 
+    progress = _progress_writer(p["progress_file"])
+    end_with_controller(progress)  # a killed ansible-playbook ends this run too
     try:
-        conn = connect(p)
+        conn = watched_connect(p)
     except ConnectionFailure as exc:
         refuse(module, str(exc))
     try:
+        busy = wait_for_other_run(conn)  # a killed run's session ends within seconds
+        if busy:
+            refuse(module, f"{busy}; nothing changed, run again once it has ended")
         if module.check_mode:
             try:
                 planned = plan_only(conn, request)
+                converted = of_target_type(CatalogReader(conn), request)  # counted for "already converted"
+                conn.rollback()
             except ValueError as exc:
                 refuse(module, str(exc))
             except DatabaseError as exc:
@@ -205,22 +226,26 @@ def main():
             result = _result(module, plan, changed=plan.needed or bool(plan.pending_after_commit),
                              fk_count_before=planned["fk_count"],
                              fk_count_after=planned["fk_count"], executed_sql=[], lock_attempts=[])
+            result["plan"]["already_converted"] = sorted(set(result["plan"]["already_converted"]) | set(converted))
             if plan.refusals:
                 refuse(module, "refused before any change: " + "; ".join(plan.refusals), **result)
             if module._diff and plan.needed:
                 result["diff"] = _diff(plan)
             module.exit_json(**result)
 
-        options = run_options_from_params(p, connect=lambda: connect(p),
-                                          progress=_progress_writer(p["progress_file"]))
+        options = run_options_from_params(p, connect=lambda: watched_connect(p), progress=progress)
+        deadline = Deadline(conn, p["run_timeout"])
         try:
             outcome = convert(conn, request, options)
         except ConversionError as exc:
-            refuse(module, str(exc), **exc.details)
+            late = f"not done within run_timeout ({p['run_timeout']} s), cancelled: " if deadline.expired else ""
+            refuse(module, late + str(exc), **exc.details)
         except ValueError as exc:
             refuse(module, str(exc))
         except DatabaseError as exc:  # raised while planning, before any change
             refuse(module, f"planning failed, nothing changed: {str(exc).strip()}")
+        finally:
+            deadline.stop()
         plan = outcome["plan"]
         result = _result(module, plan, changed=outcome["changed"], fk_count_before=outcome["fk_count_before"],
                          fk_count_after=outcome["fk_count_after"], timings=outcome["timings"],

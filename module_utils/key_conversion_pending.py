@@ -15,6 +15,7 @@ else could have written to is refused rather than run.
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 
 from ansible.module_utils.key_conversion_sql import ident
@@ -185,3 +186,40 @@ def hold_worker_lock(conn) -> None:
 def unlock(conn) -> None:
     with suppress(Exception):  # a lost connection has released it already
         _rows(conn, "SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+# A run whose ansible-playbook was killed: its server session ends once the server sees the
+# connection closed (client_connection_check_interval, set by the module), at the latest when
+# its statement ends. A run started right after waits this long for it before refusing.
+OTHER_RUN_WAIT_SECONDS = 15.0
+
+
+def other_run(conn) -> str | None:
+    """Who else holds the run lock on this database (pids and what they do), or None."""
+    rows = _rows(conn, "SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, '') "
+                       "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                       "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s "
+                       "AND l.pid <> pg_backend_pid() AND l.database = "
+                       "(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1",
+                 (ADVISORY_LOCK_KEY,))
+    if not rows:
+        return None
+    return ("another key conversion is running on this database: "
+            + ", ".join(f"pid {pid} ({name or 'no application name'}, {state or 'state unknown'})"
+                        for pid, name, state in rows))
+
+
+def wait_for_other_run(conn, seconds: float = OTHER_RUN_WAIT_SECONDS, *, sleep=None, clock=None) -> str | None:
+    """None once no other session holds the run lock, waiting up to ``seconds`` (the backend
+    of a killed run is ending); else who still holds it. Rolls back after each look."""
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
+    deadline = clock() + seconds
+    while True:
+        try:
+            busy = other_run(conn)
+        finally:
+            if not conn.autocommit:
+                conn.rollback()
+        if busy is None or clock() >= deadline:
+            return busy
+        sleep(0.5)

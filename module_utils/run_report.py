@@ -166,8 +166,8 @@ def _conversion_state(ev: dict, check_mode: bool) -> tuple[str, str]:
             return "committed", f"{len(result.get('columns_converted') or [])} columns converted and committed"
         return "nothing to convert", "nothing to convert"
     if _ran(plan):
-        if plan.get("failed"):
-            return "not started", "planning failed: " + str(plan.get("msg") or "")
+        if plan.get("failed") or plan.get("error") is not None or "plan" not in plan:  # failed_when: false
+            return "not started", "planning failed: " + str(plan.get("error") or plan.get("msg") or "")
         if not _get(plan, "plan", "columns"):
             return "nothing to convert", "every key and FK-linked column already has the target type"
         if check_mode:
@@ -246,8 +246,10 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                 status, detail = CHECKED, "would deploy"
             elif _ran(result) and deploy.get("status") == "live" and not result.get("failed"):
                 status, detail = DONE, f"deploy {deploy.get('id')} is live"
-            elif _ran(result):
-                status, detail = FAILED, f"deploy {deploy.get('id', '?')} ended {deploy.get('status', '?')}"
+            elif _ran(result) and deploy.get("id"):
+                status, detail = FAILED, f"deploy {deploy['id']} ended {deploy.get('status') or 'unknown'}"
+            elif _ran(result):  # no deploy to name: Render's answer (an API error, a timeout) says why
+                status, detail = FAILED, str(result.get("msg") or "the deploy could not be started")
         elif sid == "maintenance_off":
             if maint_enabled is False:
                 status, detail = DONE, "maintenance mode is off"

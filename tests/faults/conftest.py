@@ -95,8 +95,7 @@ def recovery_vars(world, base_dir) -> dict:
     and backups under base_dir."""
     return {**world["extra"], "investigate_alembic_versions_dir": VERSIONS_DIR,
             "investigate_report_dir": str(base_dir / "reports"), "convert_keys_report_dir": str(base_dir / "reports"),
-            "convert_keys_backup_dir": str(base_dir / "backups"), "backup_dir": str(base_dir / "backups"),
-            "convert_keys_poll_interval": 1}
+            "convert_keys_backup_dir": str(base_dir / "backups"), "backup_dir": str(base_dir / "backups")}
 
 
 def secret_forms(value: str) -> list[str]:

@@ -25,7 +25,7 @@ from tests.playbook_runner import run_playbook
 
 def convert_vars(url, report_dir, run_id, **more):
     return {"recovery_database_url": url, "convert_keys_report_dir": str(report_dir),
-            "convert_keys_run_id": run_id, "convert_keys_poll_interval": 1,
+            "convert_keys_run_id": run_id,
             # The backup gate is proven in tests/integration/test_convert_playbook.py.
             "convert_keys_require_backup": False, **more}
 

@@ -312,7 +312,7 @@ def test_the_playbook_shows_retyped_text_in_check_mode_and_stops_on_a_writer_by_
     url = make_database()
     run_sql(url, LITERALS.format(key="uuid", system=SYSTEM, upper=SYSTEM.upper(), reader=reader) + AUDIT)
     extra = {"recovery_database_url": url, "convert_keys_report_dir": str(tmp_path / "reports"),
-             "convert_keys_poll_interval": 1, "convert_keys_require_backup": False}
+             "convert_keys_require_backup": False}
     before = fingerprint(url)
     planned = run_playbook("playbooks/convert.yml", extra, check=True, diff=True)
     assert planned.rc == 0, planned.output[-3000:]

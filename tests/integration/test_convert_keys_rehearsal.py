@@ -92,7 +92,7 @@ def test_plan_difference_names_what_only_one_side_has():
 
 def test_convert_playbook_rehearses_first_and_says_how_long_it_took(broken_db, tmp_path, scratch):
     extra = {"recovery_database_url": broken_db, "convert_keys_report_dir": str(tmp_path / "reports"),
-             "convert_keys_poll_interval": 1, "convert_keys_backup_dir": str(tmp_path / "backups"),
+             "convert_keys_backup_dir": str(tmp_path / "backups"),
              "backup_dir": str(tmp_path / "backups"), "backup_scratch_url": scratch["database_url"],
              "convert_keys_rehearse": True}
     assert run_playbook("playbooks/backup.yml", extra).rc == 0

@@ -25,7 +25,7 @@ def password_of(url):
 @pytest.fixture
 def extra(tmp_path, broken_db):
     return {"recovery_database_url": broken_db, "convert_keys_report_dir": str(tmp_path / "reports"),
-            "convert_keys_poll_interval": 1, "investigate_alembic_versions_dir": VERSIONS_DIR,
+            "investigate_alembic_versions_dir": VERSIONS_DIR,
             "convert_keys_backup_dir": str(tmp_path / "backups"), "backup_dir": str(tmp_path / "backups"),
             # the gate has its own tests below
             "convert_keys_require_backup": False}
