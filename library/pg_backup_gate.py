@@ -65,7 +65,7 @@ EXAMPLES = r"""
 - name: Refuse the conversion without a verified backup
   pg_backup_gate:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir }}/../backups"
+    backup_dir: "{{ playbook_dir | dirname }}/backups"
     label: "{{ inventory_hostname }}"
     verified_path: "{{ backup_verified_path | default('') }}"
     environment: "{{ recovery_environment }}"

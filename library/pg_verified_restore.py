@@ -63,7 +63,7 @@ EXAMPLES = r"""
 - name: Restore the newest backup
   pg_verified_restore:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir }}/../backups"
+    backup_dir: "{{ playbook_dir | dirname }}/backups"
     label: "{{ inventory_hostname }}"
   no_log: true
 """

@@ -202,3 +202,50 @@ def test_work_after_commit_failing_keeps_maintenance_on_and_a_rerun_finishes_it(
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regnamespace('key_conversion')")
         assert cur.fetchone()[0] is None  # the list is gone once finished
+
+
+def test_a_rerun_after_a_failed_deploy_resumes_then_verify_finds_no_drift(environment, tmp_path):
+    """Five 503s on the deploy's POST stop the first run after the conversion and the alembic
+    reset; the re-run the report asks for must deploy (the migrations are pending), not say
+    "Nothing to do", and verify.yml then passes."""
+    reports = tmp_path / "reports"
+    extra = {
+        "recovery_environment": "local",
+        "recovery_database_url": environment["recovery_database_url"],
+        "render_api_base_url": environment["render_api_url"],
+        "render_api_key": environment["render_api_key"],
+        "render_service_id": SERVICE,
+        "render_postgres_id": "dpg-d0simulateddb000000-a",
+        "investigate_alembic_versions_dir": VERSIONS_DIR,
+        "investigate_report_dir": str(reports),
+        "convert_keys_report_dir": str(reports),
+        "convert_keys_backup_dir": str(tmp_path / "backups"),
+        "backup_dir": str(tmp_path / "backups"),
+        "run_report_health_delay": 1,
+        # No leaked users: the rotation's own deploy must not hide a skipped recovery deploy.
+        "credential_rotation_leaked_users": [],
+    }
+    root = environment["render_api_url"].rsplit("/v1", 1)[0]
+    requests.post(f"{root}/__sim__/faults", timeout=10,
+                  headers={"Authorization": f"Bearer {environment['render_api_key']}"},
+                  json={"operation": "POST /services/{serviceId}/deploys",
+                        "faults": [{"status": 503, "body": {"message": "simulated outage"}}] * 5}).raise_for_status()
+
+    failed = run_playbook("playbooks/recover.yml", extra)
+    assert failed.rc != 0
+    assert "recovery failed at step deploy" in failed.output, failed.output[-4000:]
+
+    resumed = run_playbook("playbooks/recover.yml", extra)
+    assert resumed.rc == 0, resumed.output[-4000:]
+    assert ("recovery state: the schema is converted: yes; alembic_version holds the head revision: no; "
+            "the newest deploy is live: no -> resume at alembic_version and the deploy") in resumed.output
+    assert "Nothing to do" not in resumed.output and "is live" in resumed.output
+    assert "Recovered: this run resumed where an earlier one stopped" in resumed.output
+    with psycopg2.connect(environment["recovery_database_url"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")  # the deploy's pre-deploy migrated
+        assert cur.fetchall() == [("b354d12d1e7d",)]
+
+    verified = run_playbook("playbooks/verify.yml", extra)
+    assert verified.rc == 0, verified.output[-4000:]
+    assert "DRIFT" not in verified.output
+    assert "alembic_version: ok: b354d12d1e7d: the true revision and head" in verified.output
