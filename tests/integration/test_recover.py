@@ -208,19 +208,7 @@ def test_a_rerun_after_a_failed_deploy_resumes_then_verify_finds_no_drift(enviro
     """Five 503s on the deploy's POST stop the first run after the conversion and the alembic
     reset; the re-run the report asks for must deploy (the migrations are pending), not say
     "Nothing to do", and verify.yml then passes."""
-    reports = tmp_path / "reports"
-    extra = {
-        "recovery_environment": "local",
-        "recovery_database_url": environment["recovery_database_url"],
-        "render_api_base_url": environment["render_api_url"],
-        "render_api_key": environment["render_api_key"],
-        "render_service_id": SERVICE,
-        "render_postgres_id": "dpg-d0simulateddb000000-a",
-        "investigate_alembic_versions_dir": VERSIONS_DIR,
-        "investigate_report_dir": str(reports),
-        "convert_keys_report_dir": str(reports),
-        "convert_keys_backup_dir": str(tmp_path / "backups"),
-        "backup_dir": str(tmp_path / "backups"),
+    extra = recovery_vars(environment, tmp_path) | {
         "run_report_health_delay": 1,
         # No leaked users: the rotation's own deploy must not hide a skipped recovery deploy.
         "credential_rotation_leaked_users": [],
