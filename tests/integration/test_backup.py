@@ -558,7 +558,9 @@ def test_gate_blocks_without_a_backup_and_passes_with_one(request, pg_cluster, p
     assert blocked.rc != 0
     assert "CONVERSION RAN" not in blocked.output
     assert "no verified backup of" in blocked.output
-    assert "Make one, verified at level restore: ansible-playbook playbooks/backup.yml -i inventories/staging" \
+    # The command to paste names the inventory this run was given, not a guessed one.
+    inventory = blocked.argv[blocked.argv.index("-i") + 1]
+    assert f"Make one, verified at level restore: ansible-playbook playbooks/backup.yml -i {inventory}" \
         in blocked.output
 
     same_run = pb(gated, url, extra={"take_backup": True, "backup_run_id": "gate1"})

@@ -3,6 +3,8 @@ secondary indexes leave the lock window and come back exactly; the work after
 COMMIT is recorded durably, so a run that dies after COMMIT is finished by the
 next one; the list is trusted only when nobody else can write to it."""
 
+import threading
+
 import psycopg2
 import pytest
 from ansible.module_utils import key_conversion_pending as pending
@@ -258,9 +260,14 @@ def test_the_main_connection_lost_after_commit_is_reported_not_raised(members_db
         main_pid = cur.fetchone()[0]
     conn.rollback()
     killer = _autocommit(members_db)
+    once = threading.Lock()  # the after-commit workers call progress from their own threads
 
     def progress(message):
-        if message.startswith("CREATE INDEX CONCURRENTLY") and not killer.closed:
+        if not message.startswith("CREATE INDEX CONCURRENTLY"):
+            return
+        with once:
+            if killer.closed:
+                return
             with killer.cursor() as cur:
                 cur.execute("SELECT pg_terminate_backend(%s)", (main_pid,))
             killer.close()
