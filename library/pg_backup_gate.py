@@ -17,7 +17,10 @@ description:
   - With O(recheck), the passing backup's checksums are verified again now.
   - The failure message says why each backup was refused and how to make one
     (C(ansible-playbook playbooks/backup.yml) with O(inventory), or C(-i <your inventory>)).
-  - Read-only; returns C(changed=false) and behaves the same in check mode.
+  - In check mode no backup is taken, so O(planned_path), the dump this run would take and
+    verify (the backup role's check-mode plan), stands for the backup verified in this run: the
+    gate reports C(planned=true) and passes, as the real run would once that backup is verified.
+  - Read-only; returns C(changed=false).
 options:
   backup_dir:
     description: Where backups are kept.
@@ -38,6 +41,12 @@ options:
     default: 24
   verified_path:
     description: The backup verified in this run (pg_verified_backup's C(path)); empty when none.
+    type: str
+    default: ""
+  planned_path:
+    description:
+      - In check mode only, the backup this run would take and verify (the backup role publishes it
+        as C(backup_planned_path)); ignored outside check mode.
     type: str
     default: ""
   recheck:
@@ -118,6 +127,7 @@ def main():
         "min_level": {"type": "str", "choices": ["checksum", "toc", "restore"], "default": "restore"},
         "max_age_hours": {"type": "float", "default": 24.0},
         "verified_path": {"type": "str", "default": ""},
+        "planned_path": {"type": "str", "default": ""},
         "recheck": {"type": "bool", "default": True},
         "environment": {"type": "str", "default": ""},
         "inventory": {"type": "str", "default": ""},
@@ -133,11 +143,15 @@ def main():
             this_run=p["verified_path"], recheck=p["recheck"])
     except (BackupError, ValueError) as exc:
         module.fail_json(msg=str(exc))
+    if passed is None and module.check_mode and p["planned_path"]:
+        # The real run takes and verifies this backup before the gate, or stops there.
+        module.exit_json(changed=False, path=p["planned_path"], level=p["min_level"], from_this_run=True,
+                         planned=True, backup={}, refused=reasons)
     if passed is None:
         module.fail_json(msg=gate_message(identity, p["inventory"], reasons, p["min_level"]),
                          refused=reasons)
     module.exit_json(changed=False, path=passed["path"], level=passed["level"],
-                     from_this_run=passed["from_this_run"], backup=summary(passed["manifest"]),
+                     from_this_run=passed["from_this_run"], planned=False, backup=summary(passed["manifest"]),
                      refused=reasons)
 
 

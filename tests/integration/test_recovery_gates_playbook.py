@@ -64,7 +64,9 @@ def test_each_gate_refuses_before_any_change_and_check_mode_shows_them(environme
     planned = run_playbook("playbooks/recover.yml", base | {
         "recovery_confirm": "local", "recovery_gate_overrides": ["maintenance_window"],
         "recovery_rehearsal_reports": [str(tmp_path / "staging")]}, check=True)
-    # (recover.yml --check still stops at the conversion's backup gate: no backup is taken
-    # under --check; a known gap, so only the gates' verdicts are asserted here.)
     assert "staging_first: passed: staging recovered run 20261201T000000Z on the same schema" in planned.output
+    # --check goes on past the conversion's backup gate (the backup it would take stands
+    # for it) and plans the conversion the run would make.
+    assert planned.rc == 0, planned.output[-3000:]
+    assert "backup gate would pass" in planned.output and "columns to convert: 87" in planned.output
     assert db_fingerprint(url) == before and not _maintenance(environment)
