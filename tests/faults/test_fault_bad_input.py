@@ -19,12 +19,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ansible.module_utils.recovery_inputs import RENDER_SETTINGS
 
 from tests.db_fingerprint import fingerprint
 from tests.faults.conftest import recovery_vars, render_world
 from tests.playbook_runner import run_playbook
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+ABSENT_DIR = "/nonexistent/migrations/versions"
 MISSING = {
     "alembic_reset.yml": ["recovery_database_url"],
     "backup.yml": ["recovery_database_url"],
@@ -48,15 +50,15 @@ WRONG = {
     # Each one a late step's: refused before the first change all the same.
     "recover.yml": {"convert_keys_scope": "everything", "credential_rotation_strategy": "alter-role",
                     "backup_verify_level": "none", "convert_keys_index_build": "never",
-                    "investigate_alembic_versions_dir": "/nonexistent/migrations/versions"},
+                    "investigate_alembic_versions_dir": ABSENT_DIR},
     "rotate_credentials.yml": {"credential_rotation_env_connection_string": "public"},
 }
 # The message names the variable, or the role option it feeds, saying what is wrong.
-MESSAGES = {("recover.yml", "missing", "render_api_key"): "render_api_key is not set: it must be a Render API key",
-            ("recover.yml", "wrong", "investigate_alembic_versions_dir"):
-                "investigate_alembic_versions_dir (/nonexistent/migrations/versions) is not a directory"}
+MESSAGES = {("recover.yml", "wrong", "investigate_alembic_versions_dir"):
+            f"investigate_alembic_versions_dir ({ABSENT_DIR}) is not a directory on the control node"}
 # Check mode predicts the run: the same refusal, by name.
-CHECKED = [("recover.yml", "wrong", "convert_keys_scope"), ("recover.yml", "missing", "investigate_alembic_versions_dir")]
+CHECKED = [("recover.yml", "wrong", "convert_keys_scope"),
+           ("recover.yml", "missing", "investigate_alembic_versions_dir")]
 CASES = [(playbook, "missing", name, False) for playbook, names in MISSING.items() for name in names] + \
         [(playbook, "wrong", name, False) for playbook, values in WRONG.items() for name in values] + \
         [(playbook, kind, name, True) for playbook, kind, name in CHECKED]
@@ -111,6 +113,8 @@ def test_bad_input_fails_with_one_clear_message(case, bad_runs, figures):
         assert MESSAGES[playbook, kind, name] in message, message
     elif kind == "wrong":
         assert name in message and "must be one of" in message and WRONG[playbook][name] in message, message
+    elif name in RENDER_SETTINGS:  # playbooks/tasks/render_settings.yml names what a Render setting must be
+        assert f"{name} is not set: it must be" in message, message
     else:
         assert f"'{name}' is undefined" in message, message
     figures.record(f"Bad input ({kind} variable)", runs=1, refused=1)
