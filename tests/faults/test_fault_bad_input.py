@@ -50,12 +50,14 @@ WRONG = {
     # Each one a late step's: refused before the first change all the same.
     "recover.yml": {"convert_keys_scope": "everything", "credential_rotation_strategy": "alter-role",
                     "backup_verify_level": "none", "convert_keys_index_build": "never",
-                    "investigate_alembic_versions_dir": ABSENT_DIR},
+                    "investigate_alembic_versions_dir": ABSENT_DIR, "backup_jobs": 2},
     "rotate_credentials.yml": {"credential_rotation_env_connection_string": "public"},
 }
 # The message names the variable, or the role option it feeds, saying what is wrong.
 MESSAGES = {("recover.yml", "wrong", "investigate_alembic_versions_dir"):
-            f"investigate_alembic_versions_dir ({ABSENT_DIR}) is not a directory on the control node"}
+            f"investigate_alembic_versions_dir ({ABSENT_DIR}) is not a directory on the control node",
+            # A rule across options (the role's own check tasks, run up front).
+            ("recover.yml", "wrong", "backup_jobs"): "backup_jobs > 1 needs backup_format directory"}
 # Check mode predicts the run: the same refusal, by name.
 CHECKED = [("recover.yml", "wrong", "convert_keys_scope"),
            ("recover.yml", "missing", "investigate_alembic_versions_dir")]
