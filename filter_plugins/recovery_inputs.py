@@ -1,5 +1,6 @@
 """Jinja filters for the run's inputs: placeholder_error, strict_bool, on_off,
-render_settings_problems, render_settings_message, inventory_argument.
+render_settings_problems, render_settings_message, inventory_argument, role_argument_spec,
+directory_problems.
 
 The rules are module_utils/recovery_inputs.py, loaded from its file so that modules
 and filters share one implementation.
@@ -36,8 +37,10 @@ class FilterModule:
             "placeholder_error": _inputs.placeholder_error,
             "render_settings_message": _inputs.render_settings_message,
             "inventory_argument": _inputs.inventory_argument,
+            "directory_problems": _inputs.directory_problems,
             # Raise the refusal as the task's error.
             "strict_bool": _raising(_inputs.strict_bool),
             "on_off": _raising(_inputs.on_off),
             "render_settings_problems": _raising(_inputs.render_settings_problems),
+            "role_argument_spec": _raising(_inputs.role_argument_spec),
         }

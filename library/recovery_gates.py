@@ -16,6 +16,8 @@ description:
   - C(staging_first) and C(maintenance_window) may be overridden by name in O(overrides); the result says so.
   - Fails naming every refused gate, before anything changes. In check mode it never fails - it returns which
     gates would pass or refuse.
+  - O(gates) names the gates a playbook meets; the others are not applicable. The database is read only for
+    C(staging_first).
   - Read-only; never reports a change.
 options:
   environment:
@@ -46,6 +48,12 @@ options:
     type: list
     elements: path
     default: []
+  gates:
+    description: The gates this playbook meets (restore and rotation change no schema - no C(staging_first)).
+    type: list
+    elements: str
+    choices: [confirm, staging_first, maintenance_window]
+    default: [confirm, staging_first, maintenance_window]
   schemas:
     description: Schemas fingerprinted.
     type: list
@@ -78,7 +86,8 @@ gates:
   returned: always
   type: list
 schema_fingerprint:
-  description: SHA-256 of the schema's objects (the run report records it for later gates).
+  description: SHA-256 of the schema's objects (the run report records it for later gates); empty when
+    C(staging_first) is not among O(gates).
   returned: always
   type: str
 refused:
@@ -98,7 +107,25 @@ from ansible.module_utils.pg_connection import (
     connection_argument_spec,
     ensure_psycopg2,
 )
-from ansible.module_utils.recovery_gates import OVERRIDABLE, check_inputs, evaluate, refusals, rehearsal_reports
+from ansible.module_utils.recovery_gates import (
+    GATES,
+    OVERRIDABLE,
+    check_inputs,
+    evaluate,
+    refusals,
+    rehearsal_reports,
+)
+
+
+def schema_fingerprint_of(params) -> str:
+    """The fingerprint the backups record, read in a read-only transaction."""
+    conn = connect(params)
+    try:
+        conn.set_session(readonly=True)
+        return fingerprint(CatalogReader(conn).schema_objects(params["schemas"]))
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 def main():
@@ -110,26 +137,23 @@ def main():
             "overrides": {"type": "list", "elements": "str", "choices": list(OVERRIDABLE), "default": []},
             "window": {"type": "dict"},
             "rehearsal_reports": {"type": "list", "elements": "path", "default": []},
+            "gates": {"type": "list", "elements": "str", "choices": list(GATES), "default": list(GATES)},
             "schemas": {"type": "list", "elements": "str", "default": ["public"]},
         },
         supports_check_mode=True,
     )
     ensure_psycopg2(module)
     p = module.params
+    staging_first = "staging_first" in p["gates"]
     try:
         check_inputs(overrides=p["overrides"], window=p["window"])
-        conn = connect(p)
+        schema_fingerprint = schema_fingerprint_of(p) if staging_first else ""
     except (ValueError, ConnectionFailure) as exc:
         module.fail_json(msg=str(exc))
-    try:
-        conn.set_session(readonly=True)
-        schema_fingerprint = fingerprint(CatalogReader(conn).schema_objects(p["schemas"]))
-    finally:
-        conn.rollback()
-        conn.close()
     gates = evaluate(environment=p["environment"], protected=p["protected_environments"], confirm=p["confirm"],
                      overrides=p["overrides"], window=p["window"], now=datetime.now(UTC),
-                     fingerprint=schema_fingerprint, reports=rehearsal_reports(p["rehearsal_reports"]))
+                     fingerprint=schema_fingerprint, applying=p["gates"],
+                     reports=rehearsal_reports(p["rehearsal_reports"]) if staging_first else [])
     refused = refusals(gates)
     result = {"changed": False, "gates": gates, "schema_fingerprint": schema_fingerprint, "refused": refused}
     if refused and not module.check_mode:

@@ -7,8 +7,10 @@
 - maintenance_window: now (UTC) is inside the configured weekdays and hours.
 
 Each gate is passed, refused, overridden (by name, in recovery_gate_overrides,
-and the run report records it) or not applicable. Pure functions: the module
-reads the reports and the clock, this decides.
+and the run report records it) or not applicable. A playbook meets only the gates
+that apply to it (restore.yml and rotate_credentials.yml change no schema: confirm
+and the window, not staging first). Pure functions: the module reads the reports
+and the clock, this decides.
 """
 
 from __future__ import annotations
@@ -69,10 +71,17 @@ def _gate(name, status, message):
 
 
 def evaluate(*, environment: str, protected, confirm: str, overrides, window, now: datetime,
-             fingerprint: str, reports) -> list[dict]:
-    """One entry per gate: {gate, status, message}."""
+             fingerprint: str, reports, applying=GATES) -> list[dict]:
+    """One entry per gate: {gate, status, message}; a gate not in applying is not applicable."""
     if environment not in (protected or []):
         return [_gate(g, NOT_APPLICABLE, f"{environment} is not a protected environment") for g in GATES]
+    gates = _evaluate_protected(environment=environment, confirm=confirm, overrides=overrides, window=window,
+                                now=now, fingerprint=fingerprint, reports=reports)
+    return [g if g["gate"] in applying else _gate(g["gate"], NOT_APPLICABLE, "not a gate of this playbook")
+            for g in gates]
+
+
+def _evaluate_protected(*, environment, confirm, overrides, window, now, fingerprint, reports) -> list[dict]:
     gates = []
     if confirm == environment:
         gates.append(_gate("confirm", PASSED, f"confirmed as {environment}"))

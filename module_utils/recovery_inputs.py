@@ -5,6 +5,8 @@
 - Running without Render is an explicit choice, recovery_render: false; anything but
   a boolean (or the words true/false an -e gives) is refused.
 - Choices such as maintenance=on|off accept exactly their words (and booleans).
+- Every role's inputs are checked before a playbook's first change, against the
+  role's own meta/argument_specs.yml (role_argument_spec gives the rules to check).
 
 Messages name the variable and never hold the value of a secret. The filter plugin
 filter_plugins/recovery_inputs.py loads this file, so playbooks and modules share it.
@@ -119,3 +121,30 @@ def inventory_argument(sources, playbook_dir: str = "") -> str:
             path = os.path.relpath(path, root)
         options.append("-i " + shlex.quote(path))
     return " ".join(options)
+
+
+def role_argument_spec(document, entry: str = "main", role: str = "the role") -> dict:
+    """The options of a role's entry point, from its parsed meta/argument_specs.yml, to check
+    the values a playbook will pass before the role runs (validate_argument_spec).
+
+    Without their top-level defaults: a default is the role's own value, often a template of
+    other variables that only the role resolves (a lookup's text is never templated), never
+    an input to refuse. Required options, types and choices stay as the role declares them."""
+    specs = (document or {}).get("argument_specs") if isinstance(document, dict) else None
+    if not isinstance(specs, dict) or entry not in specs:
+        raise InputError(f"{role} has no argument spec for its entry point {entry}")
+    options = specs[entry].get("options") or {}
+    return {name: {key: value for key, value in option.items() if key != "default"}
+            for name, option in options.items()}
+
+
+def directory_problems(paths: dict) -> list[str]:
+    """Why each named path is not an existing directory on the control node, one line each;
+    [] when all are. paths maps the variable's name to its value."""
+    problems = []
+    for name, path in (paths or {}).items():
+        if not isinstance(path, str) or not path:
+            problems.append(f"{name} is empty: it must name an existing directory")
+        elif not os.path.isdir(path):
+            problems.append(f"{name} ({path}) is not a directory on the control node")
+    return problems

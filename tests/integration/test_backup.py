@@ -737,12 +737,13 @@ def test_restore_round_trips_and_production_needs_confirmation(request, pg_clust
     assert mutated != before
 
     production = {"recovery_environment": "production"}
+    # The gates of a protected environment (playbooks/tasks/gates.yml) refuse before any change.
     refused = pb("playbooks/restore.yml", url, extra=production)
     assert refused.rc != 0
-    assert "refusing to restore into production" in refused.output
-    assert "-e restore_confirm=production" in refused.output
+    assert ("refused before any change by confirm: production is protected: "
+            "re-run with -e recovery_confirm=production") in refused.output
     wrong = pb("playbooks/restore.yml", url, extra=production | {"restore_confirm": "staging"})
-    assert wrong.rc != 0 and "refusing to restore into production" in wrong.output
+    assert wrong.rc != 0 and "refused before any change by confirm: production is protected" in wrong.output
 
     checked = pb("playbooks/restore.yml", url, check=True, extra=production | {"restore_confirm": "production"})
     assert checked.rc == 0 and "would restore" in checked.output

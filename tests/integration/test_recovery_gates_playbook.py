@@ -1,6 +1,7 @@
 """recover.yml's gates for a protected environment, against a Render-like environment:
 each refuses on its own, by name, before anything changes; --check shows every gate;
-overrides are said as overrides; a staging report on the same schema passes."""
+overrides are said as overrides; a staging report on the same schema passes. restore.yml
+and rotate_credentials.yml meet the same gates but staging first."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.integration.test_recover import SERVICE, recovery_vars
 from tests.playbook_runner import run_playbook
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+POSTGRES = "dpg-d0simulateddb000000-a"
 
 
 def _schema_fingerprint(url: str) -> str:
@@ -70,3 +72,47 @@ def test_each_gate_refuses_before_any_change_and_check_mode_shows_them(environme
     assert planned.rc == 0, planned.output[-3000:]
     assert "backup gate would pass" in planned.output and "columns to convert: 87" in planned.output
     assert db_fingerprint(url) == before and not _maintenance(environment)
+
+
+def _credentials(environment) -> list[str]:
+    return sorted(c["username"] for c in requests.get(
+        f"{environment['render_api_url']}/postgres/{POSTGRES}/credentials", timeout=10,
+        headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json())
+
+
+def test_restore_and_rotation_meet_the_confirm_and_window_gates(environment, tmp_path):
+    """restore.yml and rotate_credentials.yml share recover.yml's gates (playbooks/tasks/gates.yml),
+    except staging first (they change no schema): refused unconfirmed before any change, passed
+    with -e recovery_confirm=<name>; --check lists them."""
+    url = environment["recovery_database_url"]
+    closed_today = WEEKDAYS[(datetime.now(UTC).weekday() + 1) % 7]
+    base = recovery_vars(environment, tmp_path) | {
+        "recovery_protected_environments": ["local"],
+        "recovery_maintenance_window": {"days": [closed_today], "start_hour": 0, "end_hour": 24}}
+    taken = run_playbook("playbooks/backup.yml", base | {"backup_verify_level": "checksum"})
+    assert taken.rc == 0, taken.output[-3000:]
+    before, users = db_fingerprint(url), _credentials(environment)
+
+    for playbook in ("playbooks/restore.yml", "playbooks/rotate_credentials.yml"):
+        refused = run_playbook(playbook, base)
+        assert refused.rc != 0, refused.output[-3000:]
+        assert ("refused before any change by confirm: local is protected: re-run with -e recovery_confirm=local"
+                in refused.output), refused.output[-3000:]
+        assert f"UTC is outside the maintenance window ({closed_today} 00:00-24:00 UTC)" in refused.output
+        assert "staging_first: not applicable: not a gate of this playbook" in refused.output
+        assert db_fingerprint(url) == before and _credentials(environment) == users
+
+    # Confirmed, the window overridden: the rotation's --check plans it, the restore runs.
+    planned = run_playbook("playbooks/rotate_credentials.yml", base | {
+        "recovery_confirm": "local", "recovery_gate_overrides": ["maintenance_window"]}, check=True)
+    assert planned.rc == 0, planned.output[-3000:]
+    assert "confirm: passed: confirmed as local" in planned.output
+    assert "maintenance_window: overridden" in planned.output
+    assert "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_" in planned.output
+    assert _credentials(environment) == users
+
+    restored = run_playbook("playbooks/restore.yml", base | {
+        "recovery_confirm": "local", "recovery_gate_overrides": ["maintenance_window"]})
+    assert restored.rc == 0, restored.output[-3000:]
+    assert "confirm: passed: confirmed as local" in restored.output
+    assert db_fingerprint(url) == before

@@ -87,3 +87,15 @@ def test_reports_are_read_newest_first_and_unreadable_ones_skipped(tmp_path):
     (tmp_path / "broken" / "run-report.json").write_text("{")
     found = rehearsal_reports([str(tmp_path)])
     assert [r["run_id"] for r in found] == ["20261202T000000Z", "20261201T000000Z"]
+
+
+def test_a_playbook_meets_only_the_gates_that_apply_to_it():
+    # restore.yml and rotate_credentials.yml change no schema: confirm and the window, not staging first.
+    result = gates(applying=("confirm", "maintenance_window"), confirm="", reports=[], now=FRIDAY_NOON)
+    assert {name: g["status"] for name, g in result.items()} == {
+        "confirm": REFUSED, "staging_first": NOT_APPLICABLE, "maintenance_window": REFUSED}
+    assert result["staging_first"]["message"] == "not a gate of this playbook"
+    assert [r.split(":")[0] for r in refusals(result.values())] == ["confirm", "maintenance_window"]
+    passed = gates(applying=("confirm", "maintenance_window"), reports=[])
+    assert {name: g["status"] for name, g in passed.items()} == {
+        "confirm": PASSED, "staging_first": NOT_APPLICABLE, "maintenance_window": PASSED}

@@ -80,3 +80,38 @@ def test_inventory_argument_names_the_run_inventory():
         "-i inventories/acc/hosts.yml -i /etc/ansible/extra.yml")
     assert arg(["/home/ops/my inv.yml"], "/srv/proj/playbooks") == "-i '/home/ops/my inv.yml'"
     assert arg([], "/srv/proj/playbooks") == "" and arg(None) == ""
+
+
+def test_role_argument_spec_keeps_the_rules_not_the_defaults():
+    document = {"argument_specs": {"main": {"options": {
+        "backup_verify_level": {"type": "str", "choices": ["checksum", "toc", "restore"], "default": "restore"},
+        "run_report_render": {"type": "bool", "default": "{{ recovery_uses_render }}"},
+        "backup_database_url": {"type": "str", "required": True, "no_log": True}}}}}
+    assert FILTERS["role_argument_spec"](document) == {
+        "backup_verify_level": {"type": "str", "choices": ["checksum", "toc", "restore"]},
+        "run_report_render": {"type": "bool"},
+        "backup_database_url": {"type": "str", "required": True, "no_log": True}}
+    assert FILTERS["role_argument_spec"]({"argument_specs": {"scratch_stop": {}}}, "scratch_stop") == {}
+    with pytest.raises(AnsibleFilterError, match="backup has no argument spec for its entry point restor"):
+        FILTERS["role_argument_spec"](document, "restor", "backup")
+
+
+def test_every_role_spec_the_playbooks_check_is_read():
+    import pathlib
+
+    import yaml
+
+    for path in pathlib.Path(__file__).resolve().parents[2].glob("roles/*/meta/argument_specs.yml"):
+        document = yaml.safe_load(path.read_text())
+        for entry in document["argument_specs"]:
+            spec = FILTERS["role_argument_spec"](document, entry, path.parts[-3])
+            assert all("default" not in option for option in spec.values())
+
+
+def test_directory_problems_name_the_variable_and_its_path(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    assert FILTERS["directory_problems"]({"investigate_alembic_versions_dir": str(tmp_path)}) == []
+    assert FILTERS["directory_problems"]({"versions": str(tmp_path / "a_file"), "other": "", "absent": None}) == [
+        f"versions ({tmp_path / 'a_file'}) is not a directory on the control node",
+        "other is empty: it must name an existing directory",
+        "absent is empty: it must name an existing directory"]
