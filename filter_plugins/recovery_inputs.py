@@ -1,5 +1,6 @@
 """Jinja filters for the run's inputs: placeholder_error, strict_bool, on_off,
-render_settings_problems, render_settings_message, inventory_argument.
+render_settings_problems, render_settings_message, inventory_argument, inventory_vault_file,
+vault_file_error.
 
 The rules are module_utils/recovery_inputs.py, loaded from its file so that modules
 and filters share one implementation.
@@ -36,6 +37,8 @@ class FilterModule:
             "placeholder_error": _inputs.placeholder_error,
             "render_settings_message": _inputs.render_settings_message,
             "inventory_argument": _inputs.inventory_argument,
+            "inventory_vault_file": _inputs.inventory_vault_file,
+            "vault_file_error": _inputs.vault_file_error,
             # Raise the refusal as the task's error.
             "strict_bool": _raising(_inputs.strict_bool),
             "on_off": _raising(_inputs.on_off),
