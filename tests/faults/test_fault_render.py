@@ -3,7 +3,10 @@ make: each API operation's first call answers a 429 (Retry-After, or Ratelimit-R
 a 500/503, a dropped connection, or loses its answer after the change was made. Every run
 still succeeds, each 429's wait is honoured, no resource is made twice, and rotation never
 points a service at a deleted user. Five faults in a row on one call: the run stops with a
-clear message after a bounded number of attempts, and a re-run resumes.
+clear message after a bounded number of attempts, and a re-run resumes where it stopped: for
+the rotation, after the new user, after the variable moved and after the deploy went live,
+with one new user, one variable change and one deploy over both runs, and the leaked
+passwords proven dead.
 
 The scenarios run concurrently (each in its own simulator world): most of their time is the
 client's backoff, which costs no CPU. Each test asserts on its own scenario's result."""
@@ -222,6 +225,8 @@ def test_five_faults_in_a_row_stop_the_run_clearly_and_a_rerun_resumes(scenario,
         # The run's database URL logs in as the second leaked user: the re-run tries it.
         proof = f"A login with the leaked password of {result['leaked'][1]} is rejected"
         assert proof in " ".join(rerun["output"].split()), rerun["output"][-3000:]
+        if "DELETE" in operation:  # the deploy went live in the first run: only the delete is left
+            assert "not deployed again" in rerun["output"], rerun["output"][-3000:]
     figures.record(f"Render: 5 faults in a row on {operation}", attempts=len(attempts),
                    deploys=rerun["state"]["deploys"] - result["start"]["deploys"],
                    stopped_with="gave up after 5 attempts", rerun="resumes and completes", duplicates=0,
