@@ -1,6 +1,6 @@
 """Jinja filters for the run's inputs: placeholder_error, strict_bool, on_off,
-render_settings_problems, render_settings_message, inventory_argument, role_argument_spec,
-directory_problems.
+render_settings_problems, render_settings_message, inventory_argument, inventory_vault_file,
+vault_file_error, role_argument_spec, directory_problems.
 
 The rules are module_utils/recovery_inputs.py, loaded from its file so that modules
 and filters share one implementation.
@@ -38,6 +38,8 @@ class FilterModule:
             "render_settings_message": _inputs.render_settings_message,
             "inventory_argument": _inputs.inventory_argument,
             "directory_problems": _inputs.directory_problems,
+            "inventory_vault_file": _inputs.inventory_vault_file,
+            "vault_file_error": _inputs.vault_file_error,
             # Raise the refusal as the task's error.
             "strict_bool": _raising(_inputs.strict_bool),
             "on_off": _raising(_inputs.on_off),

@@ -7,15 +7,17 @@ nothing uses them. API keys are dashboard-only (section 1): the collection can o
 prove that the key it runs with is not a leaked one, from SHA-256 fingerprints.
 
 Everything here is pure and decides from what the API listed: which users still have
-to go, which user the services move to (reusing one an interrupted run created), the
-order of the steps, and the URLs derived from the new connection info. No secret is
-ever part of a message.
+to go, which user the services move to (reusing one an interrupted run created), which
+services still need a deploy (a re-run after a later step failed does not deploy again),
+the order of the steps, the URLs derived from the new connection info, and whether a
+leaked password is proven dead. No secret is ever part of a message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from ansible.module_utils.pg_url import DatabaseUrlError, database_url_params
@@ -33,7 +35,9 @@ STEPS = ("create_user", "wait_default", "read_connection_info", "update_env_vars
 API_KEY_LEAKED_MESSAGE = (
     "the Render API key in use matches leaked fingerprint #{index} (sha256 {short}...): revoke it in the "
     "Render Dashboard (Account Settings > API Keys), create a new key, put it in vault_render_api_key "
-    "(ansible-vault edit inventories/<env>/group_vars/all/vault.yml) and re-run. Nothing was changed.")
+    "({vault}) and re-run. Nothing was changed.")
+# Where the operator keeps the vault variables when credential_rotation_vault_file is empty.
+UNKNOWN_VAULT = "your inventory's vault file"
 
 
 class RotationError(ValueError):
@@ -73,12 +77,13 @@ def leaked_key_index(api_key: str, fingerprints) -> int | None:
     return None
 
 
-def check_api_key(api_key: str, fingerprints) -> None:
+def check_api_key(api_key: str, fingerprints, vault_file: str = "") -> None:
     """Raise RotationError naming what to do when the key in use is a leaked one."""
     index = leaked_key_index(api_key, fingerprints)
     if index is not None:
         fingerprint = normalize_fingerprints(fingerprints)[index - 1]
-        raise RotationError(API_KEY_LEAKED_MESSAGE.format(index=index, short=fingerprint[:12]))
+        vault = f"ansible-vault edit {vault_file}" if vault_file else UNKNOWN_VAULT
+        raise RotationError(API_KEY_LEAKED_MESSAGE.format(index=index, short=fingerprint[:12], vault=vault))
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -129,17 +134,69 @@ def default_user(credentials) -> str | None:
     return next((c.get("username") for c in credentials or [] if c.get("default")), None)
 
 
-def plan_rotation(credentials, leaked, *, prefix: str, run_id: str, env_users=None) -> dict:
+def parse_time(value) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z`` or an offset) as an aware datetime; None if unusable."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def deploy_decision(service: str, variable_users, newest_deploy, *, new_user: str, credentials,
+                    create_user: bool) -> dict:
+    """Whether ``service`` must be deployed for its instances to log in as ``new_user``.
+
+    ``variable_users``: the users its variables name before this run changes them;
+    ``newest_deploy``: its newest deploy as listed (None: none). A deploy is the default.
+    It is left out only on proof that the service already runs with the new user, as a
+    re-run finds it after the first run's deploy went live and a later step (health, drain,
+    delete) failed: every variable already names the new user, the newest deploy is live
+    and was made after the new user existed (so it started with the variables the rotation
+    set), and the new user has open connections (only the services hold its password). A
+    deploy someone else made in the seconds between the user's creation and the variable
+    update would pass too; the drain step still refuses to delete a leaked user in use.
+    """
+    deploy = newest_deploy or {}
+    users = list(variable_users or [])
+    created = next((c.get("createdAt") for c in credentials or [] if c.get("username") == new_user), None)
+    connections = next((int(c.get("openConnections") or 0) for c in credentials or []
+                        if c.get("username") == new_user), 0)
+    started, made = parse_time(deploy.get("createdAt")), parse_time(created)
+    if create_user:
+        reason = f"{new_user} is still to be created"
+    elif not users or any(user != new_user for user in users):
+        reason = f"its variables move to {new_user} in this run"
+    elif not deploy:
+        reason = "it has no deploy"
+    elif deploy.get("status") != "live":
+        reason = f"its newest deploy {deploy.get('id')} is {deploy.get('status')}"
+    elif started is None or made is None:
+        reason = f"when its live deploy {deploy.get('id')} and {new_user} were made is not known"
+    elif started <= made:
+        reason = f"its live deploy {deploy.get('id')} was made before {new_user} existed"
+    elif connections <= 0:
+        reason = f"nothing logs in as {new_user}, so no running instance is proven to use it"
+    else:
+        return {"service": service, "deploy": False, "live_deploy": deploy.get("id"),
+                "reason": (f"its live deploy {deploy.get('id')} was made after {new_user} existed, its variables "
+                           f"name {new_user} and {connections} connection(s) log in as {new_user}")}
+    return {"service": service, "deploy": True, "live_deploy": None, "reason": reason}
+
+
+def plan_rotation(credentials, leaked, *, prefix: str, run_id: str, env_users=None, newest_deploys=None) -> dict:
     """What is left to do, from the listed credentials alone.
 
     ``credentials``: ``GET /postgres/{id}/credentials``; ``leaked``: the leaked usernames;
-    ``env_users``: ``{"<service> <KEY>": user the variable's URL names, or None}``.
+    ``env_users``: ``{"<service> <KEY>": user the variable's URL names, or None}``;
+    ``newest_deploys``: ``{service: its newest deploy or None}``.
 
     The services move to the default user when it is not a leaked one (a user an
     interrupted run created is the default, so it is reused); otherwise a new user is
     created. There is work while a leaked user is still listed or a variable still names
-    one; then every step runs again (a deploy too: a re-run cannot tell whether the
-    running instances already have the new URL).
+    one; then every step runs again except those already proven done: the new user is not
+    created twice, a variable already on it is not set again, and a service already
+    running with it is not deployed again (deploy_decision).
     """
     leaked = validate_usernames(leaked)
     listed = [c.get("username") for c in credentials or []]
@@ -154,7 +211,15 @@ def plan_rotation(credentials, leaked, *, prefix: str, run_id: str, env_users=No
     if new_user in leaked:
         raise RotationError(f"the new user {new_user} is one of the leaked users; choose another prefix")
     rotate = bool(remaining or env_on_leaked)
-    steps = [s for s in STEPS if rotate and (create or s != "create_user")]
+    env_to_update = sorted(where for where, user in env_users.items() if user != new_user) if rotate else []
+    services = list(newest_deploys or {}) or sorted({where.split(" ", 1)[0] for where in env_users})
+    deploys = [deploy_decision(service, [user for where, user in env_users.items()
+                                         if where.split(" ", 1)[0] == service],
+                               (newest_deploys or {}).get(service), new_user=new_user, credentials=credentials,
+                               create_user=create) for service in services] if rotate else []
+    skipped = {"create_user": not create, "update_env_vars": not env_to_update and bool(env_users),
+               "deploy": bool(deploys) and not any(d["deploy"] for d in deploys)}
+    steps = [s for s in STEPS if rotate and not skipped.get(s)]
     return {
         "rotate": rotate,
         "leaked_users": leaked,
@@ -164,9 +229,23 @@ def plan_rotation(credentials, leaked, *, prefix: str, run_id: str, env_users=No
         "new_user": new_user,
         "create_user": rotate and create,
         "env_on_leaked": env_on_leaked,
-        "env_to_update": sorted(where for where, user in env_users.items() if user != new_user) if rotate else [],
+        "env_to_update": env_to_update,
+        "deploys": deploys,
         "steps": steps,
+        "summary": plan_summary(rotate=rotate, remaining=remaining, gone=[n for n in leaked if n not in listed],
+                                new_user=new_user, create=create, steps=steps, deploys=deploys),
     }
+
+
+def plan_summary(*, rotate: bool, remaining, gone, new_user: str, create: bool, steps, deploys) -> str:
+    """One line for the operator: what the run will do, and why each service is deployed or not."""
+    if not rotate:
+        return (f"nothing to rotate: no leaked user left ({', '.join(gone) or 'none given'} gone); "
+                "the API key in use is not a leaked one")
+    services = "; ".join(f"{d['service']}: {'deploy' if d['deploy'] else 'no deploy'} ({d['reason']})"
+                         for d in deploys)
+    return (f"rotate: leaked users {', '.join(remaining)} -> {'new' if create else 'existing'} user {new_user}; "
+            f"steps: {', '.join(steps)}" + (f"; {services}" if services else ""))
 
 
 def busy_users(credentials, users) -> dict:
@@ -221,15 +300,36 @@ def rotation_urls(connection_info: dict, new_user: str, leaked, *, database_url:
     return result
 
 
+# -- proof that a leaked password is dead ----------------------------------------------------------
+
+def is_authentication_failure(error) -> bool:
+    """A login refused for its credentials (a dropped role answers the same, by design);
+    ``error`` is the driver's exception or its text."""
+    text = str(error)
+    return "password authentication failed" in text or ("SCRAM" in text and "authentication" in text)
+
+
+def leaked_login_proof(user: str, error_text: str | None) -> str:
+    """The proof line for a login attempt with ``user``'s leaked password; ``error_text`` is
+    the failure (None: it logged in). RotationError when the password is not proven dead."""
+    if error_text is None:
+        raise RotationError(f"the leaked password of {user} still logs in although Render no longer lists {user}")
+    if not is_authentication_failure(error_text):
+        first = str(error_text).strip().splitlines()[0] if str(error_text).strip() else "no reason given"
+        raise RotationError(f"the leaked password of {user} could not be proven dead (the login failed for "
+                            f"another reason: {first}); try it by hand")
+    return f"A login with the leaked password of {user} is rejected: that password no longer logs in."
+
+
 def operator_actions(*, rotated: bool, database_url_changed: bool, new_user: str | None,
-                     deleted, environment: str = "<env>") -> list[str]:
+                     deleted, vault_file: str = "", proof=()) -> list[str]:
     """What the operator must do after the run; never a secret."""
     if not rotated:
         return []
     actions = [f"The leaked database users {', '.join(deleted) or '(none left)'} are deleted; "
-               f"the services use {new_user}."]
+               f"the services use {new_user}.", *proof]
     if database_url_changed:
-        actions.append(f"Update vault_recovery_database_url in inventories/{environment}/group_vars/all/vault.yml "
-                       f"to the {new_user} connection string (Render Dashboard > the database > Connections; "
-                       "ansible-vault edit): the old one no longer logs in.")
+        where = f"in {vault_file} (ansible-vault edit)" if vault_file else f"in {UNKNOWN_VAULT}"
+        actions.append(f"Update vault_recovery_database_url {where} to the {new_user} connection string "
+                       "(Render Dashboard > the database > Connections): the old one no longer logs in.")
     return actions

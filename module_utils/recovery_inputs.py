@@ -8,6 +8,9 @@
 - Every role's inputs are checked before a playbook's first change, against the
   role's own meta/argument_specs.yml (role_argument_spec gives the rules to check).
 
+- Where the run's inventory keeps its vault (to name it in the operator's next action)
+  comes from the inventory the host was read from, never from the environment's name.
+
 Messages name the variable and never hold the value of a secret. The filter plugin
 filter_plugins/recovery_inputs.py loads this file, so playbooks and modules share it.
 """
@@ -19,6 +22,8 @@ import re
 import shlex
 
 PLACEHOLDER = "CHANGE_ME"
+# Where the example inventories keep their vault, under the inventory's directory.
+INVENTORY_VAULT = os.path.join("group_vars", "all", "vault.yml")
 
 # What running without Render leaves out, said wherever the choice is offered or reported.
 WITHOUT_RENDER = "no maintenance mode, no deploy, no health check and no credential rotation"
@@ -111,15 +116,11 @@ def inventory_argument(sources, playbook_dir: str = "") -> str:
     """The -i option(s) that name the run's inventory (ansible_inventory_sources) in a command
     the operator pastes from the project root: relative to it when inside it. "" when unknown,
     so that the message says "your inventory" rather than guess a path."""
-    root = os.path.dirname(os.path.normpath(playbook_dir)) if playbook_dir else ""
     options = []
     for source in sources if isinstance(sources, list | tuple) else []:
         if not isinstance(source, str) or not source:
             continue
-        path = os.path.normpath(source)
-        if root and os.path.isabs(path) and path.startswith(root + os.sep):
-            path = os.path.relpath(path, root)
-        options.append("-i " + shlex.quote(path))
+        options.append("-i " + shlex.quote(_from_project_root(source, playbook_dir)))
     return " ".join(options)
 
 
@@ -148,3 +149,40 @@ def directory_problems(paths: dict) -> list[str]:
         elif not os.path.isdir(path):
             problems.append(f"{name} ({path}) is not a directory on the control node")
     return problems
+
+
+def _from_project_root(path: str, playbook_dir: str) -> str:
+    """path as the operator sees it from the project root (the playbooks' parent): relative
+    to it when inside it, else as it is."""
+    root = os.path.dirname(os.path.normpath(playbook_dir)) if playbook_dir else ""
+    path = os.path.normpath(path)
+    if root and os.path.isabs(path) and path.startswith(root + os.sep):
+        return os.path.relpath(path, root)
+    return path
+
+
+def inventory_vault_file(inventory_dir, playbook_dir: str = "") -> str:
+    """The vault file of the inventory the host was read from (Ansible's inventory_dir):
+    <that directory>/group_vars/all/vault.yml, relative to the project root when inside it.
+    Two inventories never share it, whatever their recovery_environment says. "" when the
+    host came from no inventory directory, so that messages say "your inventory's vault
+    file" rather than guess a path."""
+    if not isinstance(inventory_dir, str) or not inventory_dir.strip():
+        return ""
+    return _from_project_root(os.path.join(inventory_dir, INVENTORY_VAULT), playbook_dir)
+
+
+def vault_file_error(value, name: str) -> str:
+    """Why value cannot name a vault file in the operator's next action; "" when it can
+    ("" itself: unknown, the message then says "your inventory's vault file")."""
+    if not isinstance(value, str):
+        return f"{name} must be a file path (a string), got a {type(value).__name__}"
+    if has_placeholder(value):
+        return placeholder_error(value, name)
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return f"{name} must be one line of printable characters"
+    if "{{" in value or "{%" in value:
+        return f"{name} holds an unrendered template: {value!r}"
+    if len(value) > 1024 or value.endswith(("/", os.sep)):
+        return f"{name} must name a file, got {value[:80]!r}"
+    return ""

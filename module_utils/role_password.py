@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 
-from ansible.module_utils.credential_rotation import with_credentials
+from ansible.module_utils.credential_rotation import is_authentication_failure, with_credentials
 from ansible.module_utils.pg_scram import PRINTABLE_ASCII_RE, scram_verifier
 from ansible.module_utils.pg_url import DatabaseUrlError, database_url_params
 
@@ -71,11 +71,6 @@ def login_of(url: str) -> dict:
 
 def is_leaked(password: str, fingerprints) -> bool:
     return password_fingerprint(password) in normalize_password_fingerprints(fingerprints)
-
-
-def is_authentication_failure(exc: Exception) -> bool:
-    text = str(exc)
-    return "password authentication failed" in text or ("SCRAM" in text and "authentication" in text)
 
 
 def plan(url: str, fingerprints) -> dict:

@@ -3,7 +3,10 @@ make: each API operation's first call answers a 429 (Retry-After, or Ratelimit-R
 a 500/503, a dropped connection, or loses its answer after the change was made. Every run
 still succeeds, each 429's wait is honoured, no resource is made twice, and rotation never
 points a service at a deleted user. Five faults in a row on one call: the run stops with a
-clear message after a bounded number of attempts, and a re-run resumes.
+clear message after a bounded number of attempts, and a re-run resumes where it stopped: for
+the rotation, after the new user, after the variable moved and after the deploy went live,
+with one new user, one variable change and one deploy over both runs, and the leaked
+passwords proven dead.
 
 The scenarios run concurrently (each in its own simulator world): most of their time is the
 client's backoff, which costs no CPU. Each test asserts on its own scenario's result."""
@@ -41,11 +44,17 @@ KINDS = {
 # Five failures in a row on one call (the client makes at most five attempts).
 IN_A_ROW = [{"status": 503}, {"status": 500}, {"status": 429, "headers": {"Retry-After": "0"}, "body": RATE_LIMITED},
             {"status": 429, "headers": {"Retry-After": "0"}, "body": RATE_LIMITED}, {"status": 503}]
-EXHAUSTED = {  # scenario: (step, operation)
+EXHAUSTED = {  # scenario: (step, operation); the rotation's in the order it reaches them
     "maintenance PATCH": (0, "PATCH /services/{serviceId}"),
+    # Stops after the new user, before the variable moves.
+    "rotation GET connection-info": (3, "GET /postgres/{postgresId}/connection-info"),
     "rotation PUT env var": (3, "PUT /services/{serviceId}/env-vars/{envVarKey}"),
+    # Stops after the variable moved, before any deploy.
+    "rotation POST deploy": (3, "POST /services/{serviceId}/deploys"),
+    # Stops after the deploy went live with the new user, before the leaked users are gone.
     "rotation DELETE credential": (3, "DELETE /postgres/{postgresId}/credentials/{username}"),
 }
+PUT_ENV_VAR = "PUT /services/{serviceId}/env-vars/{envVarKey}"
 
 
 def when(entry) -> datetime.datetime:
@@ -54,6 +63,15 @@ def when(entry) -> datetime.datetime:
 
 def user_of(url: str | None) -> str | None:
     return psycopg2.extensions.parse_dsn(url)["user"] if url else None
+
+
+def can_log_in(world, user: str) -> bool:
+    try:
+        psycopg2.connect(world["cluster"].url(world["names"]["database"], user=user,
+                                              password=world["passwords"][user]), connect_timeout=5).close()
+    except psycopg2.OperationalError:
+        return False
+    return True
 
 
 def snapshot(world) -> dict:
@@ -100,7 +118,8 @@ def in_a_row_then_rerun(pg_cluster, tmp, name) -> dict:
         failed = run_step(world, tmp, step, {operation: IN_A_ROW})
         rerun = run_step(world, tmp, step, {})
         return {"start": start, "failed": failed, "rerun": rerun, "leaked": world["leaked"],
-                "new_user": world["new_user"]}
+                "new_user": world["new_user"],
+                "leaked_log_in": [user for user in world["leaked"] if can_log_in(world, user)]}
 
 
 SCENARIOS = {**{kind: (every_call_faulted, kind) for kind in KINDS},
@@ -192,12 +211,23 @@ def test_five_faults_in_a_row_stop_the_run_clearly_and_a_rerun_resumes(scenario,
     if scenario == "maintenance PATCH":
         assert stopped["maintenance"] is False and rerun["state"]["maintenance"] is True
     else:
-        # One deploy per run that reaches it: a re-run after a failed delete deploys again
-        # (reported to the lead); users are never made twice.
-        check_end_state(result, deploys=2 if "DELETE" in operation else 1)
-        created = [e for e in failed["journal"] + rerun["journal"]
-                   if e.get("operation") == "POST /postgres/{postgresId}/credentials" and e["status"] == 202]
+        # The re-run resumes where the first run stopped: one new user, one variable change and
+        # one deploy over both runs (a live deploy already on the new user is not repeated),
+        # and the leaked passwords are dead, which the re-run proves.
+        both = failed["journal"] + rerun["journal"]
+        check_end_state(result, deploys=1)
+        created = [e for e in both if e.get("operation") == "POST /postgres/{postgresId}/credentials"
+                   and e["status"] == 202]
         assert len(created) <= 1, "a second new user was made"
+        moved = [e for e in both if e.get("operation") == PUT_ENV_VAR and e["status"] == 200]
+        assert len(moved) == 1, f"DATABASE_URL was set {len(moved)} times"
+        assert result["leaked_log_in"] == [], "a leaked password still logs in"
+        # The run's database URL logs in as the second leaked user: the re-run tries it.
+        proof = f"A login with the leaked password of {result['leaked'][1]} is rejected"
+        assert proof in " ".join(rerun["output"].split()), rerun["output"][-3000:]
+        if "DELETE" in operation:  # the deploy went live in the first run: only the delete is left
+            assert "not deployed again" in rerun["output"], rerun["output"][-3000:]
     figures.record(f"Render: 5 faults in a row on {operation}", attempts=len(attempts),
                    deploys=rerun["state"]["deploys"] - result["start"]["deploys"],
-                   stopped_with="gave up after 5 attempts", rerun="resumes and completes", duplicates=0)
+                   stopped_with="gave up after 5 attempts", rerun="resumes and completes", duplicates=0,
+                   **({} if scenario == "maintenance PATCH" else {"leaked_passwords_logging_in": 0}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 
 import psycopg2
@@ -145,9 +146,14 @@ def test_full_rotation_then_nothing_to_do(world, tmp_path):
     assert sorted(done[first_delete:]) == sorted(
         f"DELETE /v1/postgres/{world['names']['postgres']}/credentials/{user}" for user in leaked)
 
-    # This run's URL moved to the new user; the operator is told to update the vault.
+    # This run's URL moved to the new user; the operator is told to update the vault of the
+    # inventory the run used (its directory, not recovery_environment's "staging"); the leaked
+    # password the run's URL held is proven dead.
     assert f"recovery user is {new_user}" in first.output
-    assert "Update vault_recovery_database_url in inventories/staging/group_vars/all/vault.yml" in first.output
+    vault = re.search(r"Update vault_recovery_database_url in (\S+) \(ansible-vault edit\)", first.output)
+    assert vault and vault[1].startswith(tmp_path.name + os.sep) and vault[1].endswith("/group_vars/all/vault.yml")
+    assert "inventories/staging" not in first.output
+    assert f"A login with the leaked password of {leaked[1]} is rejected" in first.output
     for secret in (world["key"], new_password, *passwords.values()):
         assert secret not in first.output
 
@@ -219,6 +225,14 @@ def test_bad_input_fails_before_anything_changes(world, tmp_path):
     refused = rotate(world, tmp_path, credential_rotation_leaked_users=["Not-A-User"])
     assert refused.rc != 0 and "'Not-A-User' is not a Render username" in refused.output
     assert mutations(world) == []
+
+
+def test_a_vault_file_placeholder_is_refused_before_anything_changes(world, tmp_path):
+    world["control"].clear_journal()
+    refused = rotate(world, tmp_path, credential_rotation_vault_file="inventories/CHANGE_ME/group_vars/all/vault.yml")
+    assert refused.rc != 0
+    assert "credential_rotation_vault_file still holds a CHANGE_ME placeholder" in refused.output
+    assert "nothing was changed" in refused.output and mutations(world) == []
 
 
 def test_a_bad_database_url_is_refused_before_the_new_user(world, tmp_path):

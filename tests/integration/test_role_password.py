@@ -121,7 +121,8 @@ def test_rotation_end_to_end_then_nothing_to_do(pg_cluster, role, tmp_path):
     files = [{"path": str(env), "keys": {"DATABASE_URL": "database_url", "PGPASSWORD": "password"}}]
     log_before = len(server_log(pg_cluster))
 
-    run = rotate(tmp_path, role, files, diff=True, verbosity=3)
+    run = rotate(tmp_path, role, files, diff=True, verbosity=3,
+                 credential_rotation_vault_file="inventories/selfhosted-eu/group_vars/all/vault.yml")
     assert run.rc == 0, run.output[-5000:]
     values = env_values(env)
     new_password = values["PGPASSWORD"]
@@ -145,7 +146,7 @@ def test_rotation_end_to_end_then_nothing_to_do(pg_cluster, role, tmp_path):
 
     # What was done and what the operator must do; no secret anywhere, the server log included.
     assert f"rotated the password of {role['name']}" in run.output
-    assert "Update vault_recovery_database_url in inventories/selfhosted/group_vars/all/vault.yml" in run.output
+    assert "Update vault_recovery_database_url in inventories/selfhosted-eu/group_vars/all/vault.yml" in run.output
     assert f"DATABASE_URL in {env}" in run.output
     assert f"recovery user is {role['name']}" in run.output
     for secret in (role["password"], new_password):

@@ -1,5 +1,6 @@
-"""The rotation's decisions: the API key check, the new user's name, what is left to do,
-and the URLs built from the new connection info."""
+"""The rotation's decisions: the API key check, the new user's name, what is left to do
+(which services still need a deploy), the URLs built from the new connection info, and the
+proof that a leaked password is dead."""
 
 import hashlib
 
@@ -10,10 +11,14 @@ from ansible.module_utils.credential_rotation import (
     api_key_fingerprint,
     busy_users,
     check_api_key,
+    deploy_decision,
     derive_username,
+    is_authentication_failure,
     leaked_key_index,
+    leaked_login_proof,
     normalize_fingerprints,
     operator_actions,
+    parse_time,
     plan_rotation,
     rotation_urls,
     still_listed,
@@ -28,9 +33,10 @@ FP = hashlib.sha256(KEY.encode()).hexdigest()
 OTHER_FP = hashlib.sha256(b"another key").hexdigest()
 
 
-def creds(*users, default=None, connections=None):
-    connections = connections or {}
-    return [{"username": u, "default": u == default, "openConnections": connections.get(u, 0)} for u in users]
+def creds(*users, default=None, connections=None, created=None):
+    connections, created = connections or {}, created or {}
+    return [{"username": u, "default": u == default, "openConnections": connections.get(u, 0),
+             **({"createdAt": created[u]} if u in created else {})} for u in users]
 
 
 # -- the API key ---------------------------------------------------------------------------
@@ -57,6 +63,9 @@ def test_the_key_in_use_matching_a_leaked_fingerprint_fails_with_what_to_do():
     message = str(caught.value)
     assert "fingerprint #2" in message and "revoke it in the Render Dashboard" in message
     assert "vault_render_api_key" in message and KEY not in message
+    assert "(your inventory's vault file)" in message
+    with pytest.raises(RotationError, match=r"\(ansible-vault edit inventories/prod-eu/group_vars/all/vault.yml\)"):
+        check_api_key(KEY, [FP], "inventories/prod-eu/group_vars/all/vault.yml")
 
 
 def test_a_key_that_is_not_leaked_passes():
@@ -191,5 +200,84 @@ def test_operator_actions_name_the_vault_variable_only_when_needed():
     kept = operator_actions(rotated=True, database_url_changed=False, new_user="app_new", deleted=["app_a"])
     assert len(kept) == 1 and "app_a" in kept[0]
     moved = operator_actions(rotated=True, database_url_changed=True, new_user="app_new", deleted=["app_a"],
-                             environment="production")
-    assert "vault_recovery_database_url in inventories/production/group_vars/all/vault.yml" in moved[1]
+                             vault_file="inventories/prod-eu/group_vars/all/vault.yml", proof=["proven"])
+    assert moved[1] == "proven"
+    assert "vault_recovery_database_url in inventories/prod-eu/group_vars/all/vault.yml (ansible-vault" in moved[2]
+    unknown = operator_actions(rotated=True, database_url_changed=True, new_user="app_new", deleted=["app_a"])
+    assert "vault_recovery_database_url in your inventory's vault file" in unknown[1]
+
+
+# -- which services still need a deploy ------------------------------------------------------------
+
+USER_MADE = "2026-01-05T10:00:00.000000Z"
+AFTER = {"id": "dep-after", "status": "live", "createdAt": "2026-01-05T10:00:30.5Z"}
+ON_NEW = creds("app_a", "app_new", default="app_new", connections={"app_new": 1}, created={"app_new": USER_MADE})
+
+
+def decide(variable_users=("app_new",), newest=AFTER, credentials=ON_NEW, create=False):
+    return deploy_decision("srv-x", list(variable_users), newest, new_user="app_new", credentials=credentials,
+                           create_user=create)
+
+
+def test_a_live_deploy_made_after_the_new_user_and_logging_in_as_it_is_not_repeated():
+    decision = decide()
+    assert decision["deploy"] is False and decision["live_deploy"] == "dep-after"
+    assert "1 connection(s) log in as app_new" in decision["reason"]
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ({"create": True}, "app_new is still to be created"),
+    ({"variable_users": ["app_new", "app_a"]}, "its variables move to app_new in this run"),
+    ({"variable_users": []}, "its variables move to app_new"),
+    ({"newest": None}, "it has no deploy"),
+    ({"newest": {**AFTER, "status": "update_failed"}}, "its newest deploy dep-after is update_failed"),
+    ({"newest": {**AFTER, "status": "build_in_progress"}}, "is build_in_progress"),
+    ({"newest": {**AFTER, "createdAt": "2026-01-05T09:59:59Z"}}, "was made before app_new existed"),
+    ({"newest": {**AFTER, "createdAt": "garbage"}}, "when its live deploy dep-after and app_new were made is not"),
+    ({"credentials": creds("app_new", default="app_new", connections={"app_new": 1})}, "were made is not known"),
+    ({"credentials": creds("app_new", default="app_new", created={"app_new": USER_MADE})}, "nothing logs in as"),
+])
+def test_a_deploy_is_made_unless_the_new_user_is_proven_live(case, reason):
+    decision = decide(**case)
+    assert decision["deploy"] is True and reason in decision["reason"]
+
+
+def test_timestamps_with_z_offsets_and_long_fractions_compare():
+    assert parse_time("2026-01-05T10:00:00.123456789Z") > parse_time("2026-01-05T10:00:00Z")
+    assert parse_time("2026-01-05T11:00:00+01:00") == parse_time("2026-01-05T10:00:00Z")
+    assert parse_time("2026-01-05T10:00:00") == parse_time("2026-01-05T10:00:00Z")
+    assert parse_time(None) is None and parse_time("") is None
+
+
+def test_a_rerun_after_the_deploy_went_live_only_drains_and_deletes():
+    listed = creds("app_a", "app_new", default="app_new", connections={"app_new": 2}, created={"app_new": USER_MADE})
+    plan = plan_rotation(listed, ["app_a", "app_b"], prefix="app", run_id="20260106",
+                         env_users={"srv-x DATABASE_URL": "app_new"}, newest_deploys={"srv-x": AFTER})
+    assert plan["rotate"] and not plan["create_user"] and plan["env_to_update"] == []
+    assert plan["steps"] == ["wait_default", "read_connection_info", "wait_idle", "delete_leaked_users",
+                             "verify_deleted"]
+    assert [d["deploy"] for d in plan["deploys"]] == [False]
+    assert "srv-x: no deploy (its live deploy dep-after was made after app_new existed" in plan["summary"]
+    assert plan["summary"].startswith("rotate: leaked users app_a -> existing user app_new; steps: wait_default")
+
+
+def test_a_rerun_after_the_variable_moved_but_before_the_deploy_deploys_once():
+    before = {**AFTER, "id": "dep-old", "createdAt": "2026-01-01T00:00:00Z"}
+    listed = creds("app_a", "app_new", default="app_new", created={"app_new": USER_MADE})
+    plan = plan_rotation(listed, ["app_a"], prefix="app", run_id="1", env_users={"srv-x DATABASE_URL": "app_new",
+                                                                                  "srv-y DATABASE_URL": "app_a"},
+                         newest_deploys={"srv-x": before, "srv-y": AFTER})
+    assert "update_env_vars" in plan["steps"] and "deploy" in plan["steps"]
+    assert [(d["service"], d["deploy"]) for d in plan["deploys"]] == [("srv-x", True), ("srv-y", True)]
+
+
+# -- the leaked password is dead ----------------------------------------------------------------
+
+def test_a_leaked_password_is_dead_only_when_the_server_refuses_it_for_its_password():
+    refused = 'connection to server failed: FATAL:  password authentication failed for user "app_b"'
+    assert is_authentication_failure(refused) and is_authentication_failure(Exception(refused))
+    assert "leaked password of app_b is rejected" in leaked_login_proof("app_b", refused)
+    with pytest.raises(RotationError, match="app_b still logs in"):
+        leaked_login_proof("app_b", None)
+    with pytest.raises(RotationError, match=r"could not be proven dead .*Connection refused"):
+        leaked_login_proof("app_b", "could not connect to server: Connection refused\nmore")

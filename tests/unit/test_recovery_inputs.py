@@ -115,3 +115,27 @@ def test_directory_problems_name_the_variable_and_its_path(tmp_path):
         f"versions ({tmp_path / 'a_file'}) is not a directory on the control node",
         "other is empty: it must name an existing directory",
         "absent is empty: it must name an existing directory"]
+
+
+def test_the_vault_file_comes_from_the_inventory_directory_not_the_environment_name():
+    vault = FILTERS["inventory_vault_file"]
+    # Both inventories say recovery_environment: production; each has its own vault file.
+    for inventory in ("prod-eu", "prod-us"):
+        assert vault(f"/srv/proj/inventories/{inventory}", "/srv/proj/playbooks") == (
+            f"inventories/{inventory}/group_vars/all/vault.yml")
+    assert vault("/etc/ansible/prod", "/srv/proj/playbooks") == "/etc/ansible/prod/group_vars/all/vault.yml"
+    assert vault("", "/srv/proj/playbooks") == "" and vault(None) == ""
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("inventories/prod-eu/group_vars/all/vault.yml", ""),
+    ("", ""),
+    ("inventories/CHANGE_ME/vault.yml", "vault_file still holds a CHANGE_ME placeholder"),
+    ("a\nb", "vault_file must be one line"),
+    ("{{ nope }}", "vault_file holds an unrendered template"),
+    ("inventories/prod/", "vault_file must name a file"),
+    (["a"], "vault_file must be a file path (a string), got a list"),
+])
+def test_vault_file_error_refuses_what_cannot_name_a_file(value, reason):
+    found = FILTERS["vault_file_error"](value, "vault_file")
+    assert found.startswith(reason) if reason else found == ""

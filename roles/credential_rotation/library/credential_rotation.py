@@ -12,14 +12,17 @@ description:
     changes anything on Render (creating, updating and deleting are the M(render_postgres),
     M(render_env_var) and M(render_deploy) tasks of the role), so it always returns C(changed=false).
   - O(step=plan) fails when the API key in use matches one of O(leaked_api_key_sha256); then reads the
-    instance's users and what each of O(services)' variables logs in as (values are read, never
-    returned), and returns the plan (leaked users left, the user to move to, the steps).
+    instance's users, what each of O(services)' variables logs in as (values are read, never
+    returned) and each service's newest deploy, and returns the plan (leaked users left, the user to
+    move to, which services need a deploy and why, the steps).
   - O(step=connection) reads the default user's connection info (C(GET /postgres/{id}/connection-info)),
     checks that it is O(new_user)'s, and returns the services' new value and, when O(database_url) logs in
     as a leaked user, that URL moved to the new user; with O(test_login) it logs in as the new user first.
     In check mode, before the user exists, it returns a stand-in.
   - O(step=wait_idle) polls the users until none of O(users) has an open connection, failing after
-    O(timeout) seconds. O(step=verify) fails when one of O(users) is still listed.
+    O(timeout) seconds. O(step=verify) fails when one of O(users) is still listed, or when
+    O(database_url) logs in as one of them and a login with it (with O(test_login)) is not refused for
+    its password.
 options:
   step:
     description: Which decision.
@@ -59,7 +62,8 @@ options:
     description: O(step=connection) and O(step=verify). The user the services move to.
     type: str
   database_url:
-    description: O(step=connection). The run's own database URL (recovery_database_url). Secret.
+    description: O(step=connection) and O(step=verify). The run's own database URL (recovery_database_url).
+      Secret.
     type: str
   env_connection_string:
     description: O(step=connection). Which connection string the services get.
@@ -67,7 +71,8 @@ options:
     choices: [internal, external]
     default: internal
   test_login:
-    description: O(step=connection). Log in with the new user (over O(database_url)'s host) first.
+    description: O(step=connection) - log in as the new user (over O(database_url)'s host) first.
+      O(step=verify) - prove O(database_url)'s leaked password is refused.
     type: bool
     default: true
   users:
@@ -87,10 +92,11 @@ options:
     description: O(step=verify). Whether the run's database URL moved to the new user (the vault needs it).
     type: bool
     default: false
-  environment:
-    description: O(step=verify). The inventory's name, for the operator's next action.
+  vault_file:
+    description: O(step=plan) and O(step=verify). The vault file holding vault_recovery_database_url and
+      vault_render_api_key, named in the operator's next action; empty - "your inventory's vault file".
     type: str
-    default: <env>
+    default: ""
 extends_documentation_fragment: [render_api]
 author: render-key-recovery
 """
@@ -110,7 +116,7 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description: O(step=plan). rotate, leaked_users, remaining, gone, default_user, new_user, create_user,
-    env_on_leaked, env_to_update, steps, postgres_id, services.
+    env_on_leaked, env_to_update, deploys, steps, postgres_id, services (each with deploy and deploy_reason).
   returned: step=plan
   type: dict
 env_value:
@@ -130,7 +136,7 @@ database_url_changed:
   returned: step=connection
   type: bool
 actions:
-  description: O(step=verify). What the operator must do now (never a secret).
+  description: O(step=verify). What was proven and what the operator must do now (never a secret).
   returned: step=verify
   type: list
   elements: str
@@ -147,6 +153,7 @@ from ansible.module_utils.credential_rotation import (  # noqa: E402
     busy_users,
     check_api_key,
     default_user,
+    leaked_login_proof,
     operator_actions,
     plan_rotation,
     rotation_urls,
@@ -160,7 +167,7 @@ from ansible.module_utils.render_api import RenderAPIError, client_from_module, 
 def _plan(module, client, postgres_id):
     params = module.params
     leaked = validate_usernames(params["leaked_users"])
-    env_users, services = {}, []
+    env_users, services, newest = {}, [], {}
     for item in params["services"]:
         keys = item.get("env_vars") or ["DATABASE_URL"]
         service_id = client.find_service(item["service"])["id"]
@@ -169,8 +176,13 @@ def _plan(module, client, postgres_id):
             current = client.get_env_var(service_id, key)
             # Only the user name leaves this function, never the value.
             env_users[f"{service_id} {key}"] = url_username((current or {}).get("value"))
+        newest[service_id] = next(iter(client.list_deploys(service_id, limit=1, max_items=1)), None)
     plan = plan_rotation(client.list_credentials(postgres_id), leaked, prefix=params["user_prefix"],
-                         run_id=params["run_id"], env_users=env_users)
+                         run_id=params["run_id"], env_users=env_users, newest_deploys=newest)
+    decided = {d["service"]: d for d in plan["deploys"]}
+    for service in services:  # no decision (nothing to rotate): deploy, as the safe default
+        decision = decided.get(service["service"], {"deploy": True, "reason": "nothing proves it runs the new user"})
+        service.update(deploy=decision["deploy"], deploy_reason=decision["reason"])
     plan.update(postgres_id=postgres_id, services=services)
     return {"plan": plan}
 
@@ -239,10 +251,26 @@ def _verify(module, client, postgres_id):
     if params["new_user"] and default_user(credentials) != params["new_user"]:
         raise RotationError(f"the default user of postgres {postgres_id} is {default_user(credentials)}, not "
                             f"{params['new_user']}: another user was created during the run")
+    proof = []
+    leaked_login = url_username(params["database_url"])
+    if params["test_login"] and leaked_login in params["users"]:
+        proof.append(leaked_login_proof(leaked_login, _login_error(module, params["database_url"])))
     actions = operator_actions(rotated=True, database_url_changed=params["database_url_changed"],
                                new_user=params["new_user"], deleted=params["users"],
-                               environment=params["environment"])
+                               vault_file=params["vault_file"], proof=proof)
     return {"credentials": credentials, "actions": actions}
+
+
+def _login_error(module, url):
+    """The server's refusal of a login with ``url``, or None when it logs in."""
+    from ansible.module_utils.pg_connection import connection_params, ensure_psycopg2, psycopg2
+
+    ensure_psycopg2(module)
+    try:
+        psycopg2.connect(**connection_params({"database_url": url, "connect_timeout": 10})).close()
+    except psycopg2.Error as exc:  # libpq's text names the user, never the password
+        return str(exc)
+    return None
 
 
 def main():
@@ -265,7 +293,7 @@ def main():
         timeout={"type": "int", "default": 300},
         interval={"type": "float", "default": 5.0},
         database_url_changed={"type": "bool", "default": False},
-        environment={"type": "str", "default": "<env>"},
+        vault_file={"type": "str", "default": ""},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     step = module.params["step"]
@@ -273,7 +301,8 @@ def main():
         if not module.params["postgres"]:
             module.fail_json(msg=f"step={step} needs postgres")
         if step == "plan":  # a leaked key is refused before it is used for anything
-            check_api_key(module.params["api_key"], module.params["leaked_api_key_sha256"])
+            check_api_key(module.params["api_key"], module.params["leaked_api_key_sha256"],
+                          module.params["vault_file"])
         client = client_from_module(module)
         postgres_id = client.find_postgres(module.params["postgres"])["id"]
         steps = {"plan": _plan, "connection": _connection, "wait_idle": _wait_idle, "verify": _verify}
