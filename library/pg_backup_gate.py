@@ -18,7 +18,7 @@ description:
   - The failure message says why each backup was refused and how to make one
     (C(ansible-playbook playbooks/backup.yml) with O(inventory), or C(-i <your inventory>)).
   - In check mode no backup is taken, so O(planned_path), the dump this run would take and
-    verify (the backup role's check-mode plan), stands for the backup verified in this run: the
+    verify (the backup role's check-mode plan), stands for the backup verified in this run; the
     gate reports C(planned=true) and passes, as the real run would once that backup is verified.
   - Read-only; returns C(changed=false).
 options:
