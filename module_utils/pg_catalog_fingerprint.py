@@ -1,8 +1,12 @@
-"""The schema fingerprint's queries: what a backup must bring back, read from the
-catalog (every schema object without oids or owners, the tables pg_dump writes
-rows of, the roles policies name)."""
+"""The schema fingerprint: what a backup must bring back, read from the catalog
+(every schema object without oids or owners, the tables pg_dump writes rows of,
+the roles policies name), and the SHA-256 over those rows that backups, their
+verification and the gates compare."""
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 from ansible.module_utils.pg_catalog_base import CatalogQueries
 
@@ -136,3 +140,28 @@ class FingerprintQueries(CatalogQueries):
             """,
             (list(schemas),))
         return size
+
+
+def fingerprint(objects) -> str:
+    """SHA-256 over the schema's (kind, name, definition) rows."""
+    sha = hashlib.sha256()
+    for row in sorted(tuple(r) for r in objects):
+        sha.update(json.dumps(list(row), ensure_ascii=True).encode() + b"\n")
+    return sha.hexdigest()
+
+
+def object_counts(objects) -> dict:
+    counts: dict[str, int] = {}
+    for kind, _name, _definition in objects:
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def schema_difference(expected, actual, limit: int = 5) -> str:
+    """A short description of how two object lists differ."""
+    want = {tuple(r) for r in expected}
+    have = {tuple(r) for r in actual}
+    parts = [f"missing {kind} {name}" for kind, name, _ in sorted(want - have)[:limit]]
+    parts += [f"extra or changed {kind} {name}" for kind, name, _ in sorted(have - want)[:limit]]
+    more = len(want - have) + len(have - want) - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

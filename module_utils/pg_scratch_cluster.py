@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from ansible.module_utils.pg_backup_tools import ToolError, find_client
+from ansible.module_utils.pg_client_programs import ToolError, find_client
 
 SUPERUSER = "postgres"
 STATE_FILE = "state.json"

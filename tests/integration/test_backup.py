@@ -17,19 +17,18 @@ import uuid
 
 import psycopg2
 import pytest
-from ansible.module_utils.pg_backup import (
-    MANIFEST,
-    VERIFICATIONS,
-    BackupError,
+from ansible.module_utils.pg_backup_dump import take_backup
+from ansible.module_utils.pg_backup_manifest import (
     identity_of,
     load_manifest,
-    partial_name,
     passed_levels,
-    prune,
     read_verifications,
     write_manifest,
 )
-from ansible.module_utils.pg_backup_run import restore_backup, take_backup, verify_backup
+from ansible.module_utils.pg_backup_policy import prune
+from ansible.module_utils.pg_backup_restore import restore_backup
+from ansible.module_utils.pg_backup_store import MANIFEST, VERIFICATIONS, BackupError, partial_name
+from ansible.module_utils.pg_backup_verification import verify_backup
 from ansible.module_utils.pg_connection import resolve_connection
 
 from localenv import cluster as pg

@@ -1,4 +1,5 @@
-"""pg_dump and pg_restore: finding them, their versions, and a libpq environment.
+"""PostgreSQL's programs (pg_dump, pg_restore, psql, initdb): finding them, their
+versions, a libpq environment, and running them.
 
 Credentials reach the client programs through the environment of the child
 process only (PGPASSWORD and friends, readable by the same OS user alone),
