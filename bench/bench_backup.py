@@ -37,8 +37,9 @@ if os.path.join(ROOT, "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
 
 import psycopg2  # noqa: E402
-from ansible.module_utils.pg_backup_run import take_backup, verify_backup  # noqa: E402
-from ansible.module_utils.pg_backup_tools import find_client, libpq_env  # noqa: E402
+from ansible.module_utils.pg_backup_dump import take_backup  # noqa: E402
+from ansible.module_utils.pg_backup_verification import verify_backup  # noqa: E402
+from ansible.module_utils.pg_client_programs import find_client, libpq_env  # noqa: E402
 
 from localenv import cluster as pg  # noqa: E402
 

@@ -107,16 +107,10 @@ refused:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import (
-    BackupError,
-    evaluate_gate,
-    gate_message,
-    identity_of,
-    list_backups,
-    summary,
-    utc_now,
-)
-from ansible.module_utils.pg_backup_run import live_fingerprint
+from ansible.module_utils.pg_backup_database import live_fingerprint
+from ansible.module_utils.pg_backup_manifest import identity_of, summary
+from ansible.module_utils.pg_backup_policy import evaluate_gate, gate_message, list_backups
+from ansible.module_utils.pg_backup_store import BackupError, utc_now
 from ansible.module_utils.pg_connection import connection_argument_spec, ensure_psycopg2, resolve_connection
 
 

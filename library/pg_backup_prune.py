@@ -76,7 +76,9 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import BackupError, identity_of, prune
+from ansible.module_utils.pg_backup_manifest import identity_of
+from ansible.module_utils.pg_backup_policy import prune
+from ansible.module_utils.pg_backup_store import BackupError
 from ansible.module_utils.pg_connection import connection_argument_spec, resolve_connection
 
 

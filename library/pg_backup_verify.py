@@ -94,9 +94,10 @@ backup:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import BackupError, identity_of, load_manifest, passed_levels, summary
-from ansible.module_utils.pg_backup_run import verify_backup
-from ansible.module_utils.pg_backup_tools import ToolError
+from ansible.module_utils.pg_backup_manifest import identity_of, load_manifest, passed_levels, summary
+from ansible.module_utils.pg_backup_store import BackupError
+from ansible.module_utils.pg_backup_verification import verify_backup
+from ansible.module_utils.pg_client_programs import ToolError
 from ansible.module_utils.pg_connection import connection_argument_spec, ensure_psycopg2, resolve_connection
 
 

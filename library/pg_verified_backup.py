@@ -116,9 +116,10 @@ plan:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import MANIFEST, BackupError, load_manifest, passed_levels, summary
-from ansible.module_utils.pg_backup_run import plan_backup, take_backup
-from ansible.module_utils.pg_backup_tools import ToolError
+from ansible.module_utils.pg_backup_dump import plan_backup, take_backup
+from ansible.module_utils.pg_backup_manifest import load_manifest, passed_levels, summary
+from ansible.module_utils.pg_backup_store import MANIFEST, BackupError
+from ansible.module_utils.pg_client_programs import ToolError
 from ansible.module_utils.pg_connection import connection_argument_spec, ensure_psycopg2
 
 

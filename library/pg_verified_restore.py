@@ -102,9 +102,11 @@ extra_tables:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import BackupError, identity_of, restore_candidate
-from ansible.module_utils.pg_backup_run import restore_backup
-from ansible.module_utils.pg_backup_tools import ToolError
+from ansible.module_utils.pg_backup_manifest import identity_of
+from ansible.module_utils.pg_backup_policy import restore_candidate
+from ansible.module_utils.pg_backup_restore import restore_backup
+from ansible.module_utils.pg_backup_store import BackupError
+from ansible.module_utils.pg_client_programs import ToolError
 from ansible.module_utils.pg_connection import connection_argument_spec, ensure_psycopg2, resolve_connection
 
 

@@ -99,8 +99,8 @@ refused:
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_backup import fingerprint
 from ansible.module_utils.pg_catalog import CatalogReader
+from ansible.module_utils.pg_catalog_fingerprint import fingerprint
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
     connect,

@@ -15,7 +15,8 @@ import time
 
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
-from ansible.module_utils.pg_backup import BackupError, verify_checksums
+from ansible.module_utils.pg_backup_manifest import verify_checksums
+from ansible.module_utils.pg_backup_store import BackupError
 from ansible.module_utils.pg_connection import ConnectionFailure, connect
 from ansible.module_utils.pg_scratch_restore import scratch_restore
 

@@ -14,9 +14,9 @@ import os
 import secrets
 import time
 
-from ansible.module_utils.pg_backup import CUSTOM_FILE, DIRECTORY_NAME, BackupError
-from ansible.module_utils.pg_backup_tools import client_version, find_client, first_error, libpq_env, run_client
+from ansible.module_utils.pg_backup_store import CUSTOM_FILE, DIRECTORY_NAME, BackupError
 from ansible.module_utils.pg_catalog import CatalogReader
+from ansible.module_utils.pg_client_programs import client_version, find_client, first_error, libpq_env, run_client
 from ansible.module_utils.pg_connection import ConnectionFailure, connect, resolve_connection
 
 # Index builds and FK validation dominate a restore; give them memory (scratch server only).

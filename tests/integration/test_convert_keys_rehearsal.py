@@ -9,7 +9,7 @@ import pytest
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_rehearsal import RehearsalError, plan_difference, rehearse
 from ansible.module_utils.key_conversion_run import RunOptions
-from ansible.module_utils.pg_backup_run import take_backup
+from ansible.module_utils.pg_backup_dump import take_backup
 
 from tests.db_connections import app_conn
 from tests.db_fingerprint import fingerprint

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import psycopg2
 import requests
-from ansible.module_utils.pg_backup import fingerprint
 from ansible.module_utils.pg_catalog import CatalogReader
+from ansible.module_utils.pg_catalog_fingerprint import fingerprint
 
 from tests.db_fingerprint import fingerprint as db_fingerprint
 from tests.integration.test_recover import SERVICE, recovery_vars

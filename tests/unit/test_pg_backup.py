@@ -11,31 +11,33 @@ import stat
 import time
 
 import pytest
-from ansible.module_utils.pg_backup import (
+from ansible.module_utils.pg_backup_manifest import (
+    file_problems,
+    load_manifest,
+    record_verification,
+    verify_checksums,
+    write_manifest,
+)
+from ansible.module_utils.pg_backup_policy import (
+    evaluate_gate,
+    gate_message,
+    list_backups,
+    plan_retention,
+    restore_candidate,
+)
+from ansible.module_utils.pg_backup_restore import row_count_check_sql
+from ansible.module_utils.pg_backup_store import (
     MANIFEST,
     BackupError,
     HashingWriter,
     check_backup_id,
-    evaluate_gate,
-    file_problems,
-    fingerprint,
-    gate_message,
     iso,
-    list_backups,
-    load_manifest,
-    object_counts,
     partial_name,
-    plan_retention,
     private_dir,
-    record_verification,
-    restore_candidate,
-    row_count_check_sql,
-    schema_difference,
     stale_partials,
-    verify_checksums,
-    write_manifest,
 )
-from ansible.module_utils.pg_backup_tools import count_toc_lines, first_error, libpq_env, parse_version
+from ansible.module_utils.pg_catalog_fingerprint import fingerprint, object_counts, schema_difference
+from ansible.module_utils.pg_client_programs import count_toc_lines, first_error, libpq_env, parse_version
 
 IDENTITY = {"host": "db.example", "port": 5432, "name": "app"}
 NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)

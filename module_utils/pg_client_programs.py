@@ -1,4 +1,5 @@
-"""pg_dump and pg_restore: finding them, their versions, and a libpq environment.
+"""PostgreSQL's programs (pg_dump, pg_restore, psql, initdb): finding them, their
+versions, a libpq environment, and running them.
 
 Credentials reach the client programs through the environment of the child
 process only (PGPASSWORD and friends, readable by the same OS user alone),
@@ -31,9 +32,9 @@ def _version_key(path: str) -> int:
 
 
 def find_client(name: str, bin_dir: str | None = None) -> str:
-    """Path of pg_dump/pg_restore: bin_dir if given, else the newest
-    /usr/lib/postgresql/<major>/bin (as localenv.cluster.find_bin_dir looks),
-    else PATH, else pg_config --bindir."""
+    """Path of a PostgreSQL program (pg_dump, pg_restore, initdb): bin_dir if given,
+    else the newest /usr/lib/postgresql/<major>/bin holding it, else PATH, else
+    pg_config --bindir."""
     if bin_dir:
         path = os.path.join(bin_dir, name)
         if os.access(path, os.X_OK):
