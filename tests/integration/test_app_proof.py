@@ -19,17 +19,13 @@ import yaml
 from ansible.module_utils.render_api import RenderClient
 
 from localenv.render_sim import testing
-from tests.integration.test_recover import SERVICE, api, recovery_vars
+from tests.integration.test_recover import LOCAL_PROOF, SERVICE, api, local_proof, recovery_vars
 from tests.playbook_runner import ROOT, run_playbook
 
 pytestmark = pytest.mark.ansible
 
 TOKEN = "tok_ProofSecret_7f3c9a51d2"
-with open(os.path.join(ROOT, "inventories", "local", "group_vars", "app_environments.yml")) as _handle:
-    LOCAL = yaml.safe_load(_handle)
-# The local inventory's example, as make demo runs it (its header reads a file: given here).
-SMOKE = {key: LOCAL[key] for key in ("app_deploy_smoke_requests", "app_deploy_smoke_cleanup",
-                                     "app_deploy_frontend_url")}
+SMOKE = LOCAL_PROOF  # the local inventory's example, as make demo runs it
 
 ENTRY_PLAY = """
 - hosts: localhost
@@ -202,9 +198,7 @@ def test_recover_stops_at_the_proof_and_the_report_says_where(environment, tmp_p
     not exist": stopped at the logs; (3) a smoke path answers 500: stopped at the smoke step, at
     -vvv, with the cleanup run and the header nowhere."""
     token = environment["app_api_token"]
-    extra = recovery_vars(environment, tmp_path) | SMOKE | {
-        "app_deploy_smoke_headers": {"Authorization": f"Bearer {token}"},
-        "credential_rotation_leaked_users": []}
+    extra = recovery_vars(environment, tmp_path) | local_proof(environment) | {"credential_rotation_leaked_users": []}
     control = _control(environment)
 
     control.app_faults(SERVICE, [{"path": "/health", "status": 200, "during_maintenance": True}])
