@@ -52,3 +52,17 @@ def redact(value, secrets, *, mask_urls: bool = False):
         return item
 
     return walk(value) if spellings or mask_urls else value
+
+
+MIN_CREDENTIAL = 4  # shorter values (a header "X-Debug: 1") are no credential: redacting them garbles every line
+
+
+def credential_parts(values) -> list[str]:
+    """What of each secret header value must never be shown: the value and, for an
+    "<scheme> <credentials>" value (Authorization: Bearer ...), the credentials alone."""
+    found = set()
+    for value in values or []:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            text = str(value).strip()
+            found.update(p for p in (text, text.split(" ", 1)[-1].strip()) if len(p) >= MIN_CREDENTIAL)
+    return sorted(found)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ansible.module_utils import app_proof_report as proof
 from ansible.module_utils.run_report_next import inventory_option, next_action
 
 REPORT_VERSION = 1
@@ -33,7 +34,13 @@ STEPS = (
     {"id": "alembic_reset", "title": "alembic_version to the true revision", "render": False, "recovery": True},
     {"id": "deploy", "title": "Deploy (its pre-deploy runs the migrations)", "render": True, "recovery": True},
     {"id": "maintenance_off", "title": "Maintenance mode off", "render": True, "recovery": False},
-    {"id": "health", "title": "Health and logs", "render": True, "recovery": False},
+    # The post-deploy proof (app_deploy's tasks_from proof; module_utils/app_proof_report.py).
+    {"id": "health", "title": "Health: the health path and the frontend answer 200", "render": True,
+     "recovery": False},
+    {"id": "smoke", "title": "Smoke requests through the app's API (and their cleanup)", "render": True,
+     "recovery": False},
+    {"id": "logs", "title": "The deploy's logs: no FK violation, type error or traceback", "render": True,
+     "recovery": False},
     # Last, once the app is back: leaked database users replaced (credential_rotation).
     {"id": "rotation", "title": "Rotate the leaked credentials", "render": True, "recovery": False},
 )
@@ -176,6 +183,10 @@ def _conversion_state(ev: dict, check_mode: bool) -> tuple[str, str]:
     return "not started", "not started"
 
 
+_PROOF_STATUS = {proof.DONE: DONE, proof.FAILED: FAILED, proof.SKIPPED: SKIPPED, proof.CHECKED: CHECKED,
+                 proof.PENDING: _PENDING}
+
+
 def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
     """Each step with an internal state: done/skipped/failed/_PENDING and a detail."""
     findings = ev.get("findings")
@@ -206,8 +217,12 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                           f"{len(findings.get('columns_to_convert') or [])} columns to convert, {fks} FKs")
                 status = DONE
         elif sid == "maintenance_on":
-            if maint_enabled is True or later_than_maintenance:
-                status, detail = DONE, "maintenance mode was turned on"
+            outside = proof.maintenance_check_failure(ev.get("maintenance_check"))
+            if outside:  # Render switched it on, but the app still answered: nothing else ran
+                status, detail = FAILED, outside
+            elif maint_enabled is True or later_than_maintenance:
+                status, detail = DONE, "maintenance mode was turned on" + proof.maintenance_check_note(
+                    ev.get("maintenance_check"))
             elif _failed(maint):
                 status, detail = FAILED, str(maint.get("msg") or "the change failed")
         elif sid == "backup":
@@ -255,15 +270,10 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                 status, detail = DONE, "maintenance mode is off"
             elif _failed(maint) and (needed is False or conv_state in ("committed", "nothing to convert")):
                 status, detail = FAILED, str(maint.get("msg") or "the change failed")
-        elif sid == "health":
-            health = ev.get("health")
-            if _ran(health) and health.get("status") == 200:
-                logs = ev.get("logs")
-                status = DONE
-                detail = "/health answered 200; " + (f"{len(logs.get('logs') or [])} log lines checked" if _ran(logs)
-                                                     else "no deploy in this run, so no logs to check")
-            elif _ran(health):
-                status, detail = FAILED, f"/health answered {health.get('status', 'nothing')}"
+        elif sid in ("health", "smoke", "logs"):
+            found = (proof.health_step(ev.get("health"), ev.get("frontend")) if sid == "health"
+                     else proof.smoke_step(ev.get("smoke")) if sid == "smoke" else proof.logs_step(ev.get("logs")))
+            status, detail = _PROOF_STATUS[found[0]], found[1]
         elif sid == "rotation":
             status, detail = _rotation_step(ev.get("rotation"))
         out.append({"id": sid, "title": step["title"], "status": status, "detail": detail})
@@ -383,7 +393,7 @@ def _figures(ev: dict, manifest_sha256: str | None) -> dict:
         "health": {
             "status": health.get("status"),
             "url": health.get("url"),
-            "log_lines_checked": len(logs.get("logs") or []) if logs else None,
+            "log_lines_checked": logs.get("lines_checked") if logs else None,
         },
     }
 
@@ -394,7 +404,8 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
                         manifest_sha256: str | None = None, secrets=(), inventory: str = "") -> dict:
     """The run report from what the roles left; evidence keys (all optional):
     findings, render, maintenance, backup {path, level, manifest, gate_path}, convert_plan,
-    convert, alembic, deploy, health, logs, rotation (credential_rotation_result)."""
+    convert, alembic, deploy, maintenance_check, health, frontend, smoke, logs (app_deploy_result),
+    rotation (credential_rotation_result)."""
     ev = dict(evidence or {})
     failure = {k: str(v) for k, v in (failure or {}).items() if v}
     steps = _evaluate(ev, check_mode)
@@ -462,6 +473,8 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
         "schema_fingerprint_after": _get(ev, "schema_after", "schema_fingerprint"),
         # What the operator must do after a rotation (e.g. update the vault): names, never values.
         "rotation_actions": [str(a) for a in _get(ev, "rotation", "actions", default=[]) or []],
+        # What the post-deploy proof asked the app and what it answered (never a header value).
+        "proof": proof.proof_section(ev),
     }
     report["duration_seconds"] = _seconds_between(report["started_at"], ended_at)
     report["next_action"] = next_action(report, environment, list(protected_environments or []), inventory)
@@ -526,7 +539,7 @@ def render_run_markdown(report: dict) -> str:
               + (f" from {health['url']}" if health["url"] else "")
               + (f"; {health['log_lines_checked']} log lines checked" if health["log_lines_checked"] is not None
                  else ""),
-              ""]
+              "", *proof.proof_markdown(r.get("proof"))]
     return "\n".join(lines).rstrip() + "\n"
 
 

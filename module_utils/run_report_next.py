@@ -8,6 +8,15 @@ from __future__ import annotations
 
 YOUR_INVENTORY = "-i <your inventory>"
 
+# The post-deploy proof's steps: what the app failed, for the next action.
+PROOF_FAILURES = {
+    "health": "its health check (the health path or the frontend did not answer 200)",
+    "smoke": "a smoke request (the run report's post-deploy proof names it; the cleanup requests ran, and any "
+             "that failed left test data to remove by hand)",
+    "logs": "its log check (a foreign-key violation, type error or traceback since the deploy: the run report "
+            "names the line)",
+}
+
 
 def inventory_option(inventory: str) -> str:
     """The -i option(s) of the commands: the run's inventory, or a placeholder that says so."""
@@ -98,8 +107,8 @@ def next_action(report: dict, environment: str, protected: list, inventory: str 
                 "database users, so they still work (the run's output says which step and why).",
                 f"{cause} and re-run: ansible-playbook playbooks/rotate_credentials.yml {inv} "
                 "(it reuses the user this run created)"]
-    if stopped == "health":
-        return ["Maintenance mode is off and the deploy is live, but the app failed its health or log check: "
+    if stopped in PROOF_FAILURES:
+        return [f"Maintenance mode is off and the deploy is live, but the app failed {PROOF_FAILURES[stopped]}: "
                 "read the service's logs on Render.",
                 f"If the app cannot serve: turn maintenance on (ansible-playbook playbooks/maintenance.yml "
                 f"{inv} -e maintenance=on) and restore: {restore}; or fix forward and re-run {recover}"]

@@ -9,6 +9,7 @@ unset fields are left out, except where Render is recorded sending an explicit n
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -324,6 +325,8 @@ class Service:
         self.process: subprocess.Popen | None = None
         self.live_env: dict[str, str] = dict(self.env)
         self.maintenance_file = os.path.join(sim.runtime_dir, f"{self.id}.maintenance")
+        # The app's faults (the control API's /__sim__/app-faults), read by the app on each request.
+        self.app_faults_file = os.path.join(sim.runtime_dir, f"{self.id}.app-faults.json")
         self._runner: threading.Thread | None = None
         self._write_maintenance_file()
 
@@ -404,6 +407,19 @@ class Service:
         if before["uri"] != uri:
             self.event("maintenance_mode_uri_updated", {"fromURI": before["uri"], "toURI": uri})
 
+    def set_app_faults(self, faults: list[dict]) -> None:
+        """What the app answers instead (webapp_api.py): written atomically, kept across deploys."""
+        partial = self.app_faults_file + ".tmp"
+        with open(partial, "w") as handle:
+            json.dump(list(faults), handle)
+        os.replace(partial, self.app_faults_file)
+
+    def app_faults(self) -> list[dict]:
+        if not os.path.exists(self.app_faults_file):
+            return []
+        with open(self.app_faults_file) as handle:
+            return json.load(handle)
+
     # -- the process --
 
     def process_env(self, env: dict[str, str]) -> dict[str, str]:
@@ -418,6 +434,7 @@ class Service:
             base["PORT"] = str(self.port)
         base["HEALTH_CHECK_PATH"] = self.health_check_path or "/health"
         base["RENDER_SIM_MAINTENANCE_FILE"] = self.maintenance_file
+        base["RENDER_SIM_APP_FAULTS_FILE"] = self.app_faults_file
         base["RENDER_SIM_PARENT_PID"] = str(os.getpid())
         return base
 
@@ -660,9 +677,12 @@ class Simulator:
             self.services[service.id] = service
 
     def resolve_env_value(self, item: dict) -> str:
-        """``value``, or ``fromDatabase: {id|name, property}`` as in render.yaml blueprints."""
+        """``value``, ``generateValue: true`` (a new random secret) or ``fromDatabase: {id|name,
+        property}``, as in render.yaml blueprints."""
         if "value" in item:
             return str(item["value"])
+        if item.get("generateValue") is True:
+            return secrets.token_urlsafe(32)
         ref = item.get("fromDatabase")
         if ref:
             instance = next((p for p in self.postgres.values()
@@ -676,7 +696,7 @@ class Simulator:
                     "password": info["password"], "user": instance.default["username"],
                     "database": instance.database, "host": "localhost",
                     "port": str(self.cluster.port)}[prop]
-        raise ValueError(f"env var {item.get('key')}: give value or fromDatabase")
+        raise ValueError(f"env var {item.get('key')}: give value, generateValue or fromDatabase")
 
     def start(self) -> None:
         """Start every web service that is not suspended, as its last live deploy left it."""
@@ -701,8 +721,9 @@ class Simulator:
         self.stopping.set()
         for service in self.services.values():
             service.stop_process()
-            if os.path.exists(service.maintenance_file):
-                os.unlink(service.maintenance_file)
+            for path in (service.maintenance_file, service.app_faults_file):
+                if os.path.exists(path):
+                    os.unlink(path)
 
     def service(self, service_id: str) -> Service:
         try:

@@ -21,6 +21,11 @@ the same bearer key:
 - ``GET /__sim__/state``: ports, pids and usernames, never passwords.
 - ``POST /__sim__/webhook/<name>`` (no key, as a Slack webhook), ``GET|DELETE /__sim__/webhooks``:
   a webhook receiver for the notifications a run sends (``webhooks.py``).
+- ``PUT /__sim__/app-faults`` ``{"service": "srv-...", "faults": [{"path": "/api/deals", "method": "POST",
+  "status": 500, "log": "a line"}]}``: what the service's app answers instead (``webapp_api.py``; kept
+  across deploys until replaced); ``GET`` lists them by service, ``DELETE`` clears them all.
+- ``POST /__sim__/logs`` ``{"resource": "srv-...", "lines": ["..."], "type": "app", "level": "error"}``:
+  log lines as if the resource wrote them now (what ``GET /logs`` then returns).
 """
 
 from __future__ import annotations
@@ -687,10 +692,41 @@ class Handler(BaseHTTPRequestHandler):
         elif name == "webhooks" and method == "DELETE":
             server.webhooks.clear()
             self._write(204, None, {})
+        elif name in ("app-faults", "logs"):
+            self._control_app(name, method, body)
         elif name == "state" and method == "GET":
             self._write(200, _debug_state(server.sim), {})
         else:
             self._write(404, {"message": "unknown control endpoint"}, {})
+
+    def _control_app(self, name: str, method: str, body) -> None:
+        sim = self.sim_server.sim
+        if name == "app-faults" and method == "GET":
+            with sim.lock:
+                self._write(200, {s.id: s.app_faults() for s in sim.services.values() if s.app_faults()}, {})
+        elif name == "app-faults" and method == "DELETE":
+            with sim.lock:
+                for service in sim.services.values():
+                    service.set_app_faults([])
+            self._write(204, None, {})
+        elif name == "app-faults" and method == "PUT" and isinstance(body, dict) \
+                and body.get("service") in sim.services and isinstance(body.get("faults"), list) \
+                and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in body["faults"]):
+            with sim.lock:
+                sim.services[body["service"]].set_app_faults(body["faults"])
+            self._write(200, {"faults": len(body["faults"])}, {})
+        elif name == "logs" and method == "POST" and isinstance(body, dict) \
+                and isinstance(body.get("lines"), list) \
+                and (body.get("resource") in sim.services or body.get("resource") in sim.postgres):
+            resource = body["resource"]
+            for line in body["lines"]:
+                sim.logs.add(resource, str(line), log_type=str(body.get("type") or "app"),
+                             level=str(body.get("level") or "info"),
+                             instance=f"{resource}-sim01" if resource in sim.services else None)
+            self._write(200, {"added": len(body["lines"])}, {})
+        else:
+            self._write(400, {"message": "app-faults: PUT {service, faults: [{path, ...}]}, GET or DELETE; "
+                                         "logs: POST {resource, lines, type, level}"}, {})
 
 
 def _debug_state(sim) -> dict:

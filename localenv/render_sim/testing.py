@@ -99,7 +99,9 @@ class Control:
     """The test-only /__sim__ endpoints."""
 
     def __init__(self, server, key: str):
-        self.root = f"http://127.0.0.1:{server.port}/__sim__"
+        # A SimServer, or the base URL (.../v1) of one running elsewhere (python -m localenv up).
+        port = server.port if hasattr(server, "port") else int(server.rsplit(":", 1)[1].split("/", 1)[0])
+        self.root = f"http://127.0.0.1:{port}/__sim__"
         self.headers = {"Authorization": f"Bearer {key}"}
 
     def faults(self, operation: str, faults: list[dict]) -> None:
@@ -123,6 +125,19 @@ class Control:
         resp = requests.get(f"{self.root}/webhooks", headers=self.headers, timeout=10)
         resp.raise_for_status()
         return resp.json()
+
+    def app_faults(self, service: str, faults: list[dict]) -> None:
+        """What the service's app answers instead, e.g. [{"path": "/api/deals", "method": "POST", "status": 500}]."""
+        resp = requests.put(f"{self.root}/app-faults", json={"service": service, "faults": faults},
+                            headers=self.headers, timeout=10)
+        resp.raise_for_status()
+
+    def log(self, resource: str, *lines: str, log_type: str = "app", level: str = "error") -> None:
+        """Log lines as if the resource wrote them now."""
+        resp = requests.post(f"{self.root}/logs", json={"resource": resource, "lines": list(lines),
+                                                        "type": log_type, "level": level},
+                             headers=self.headers, timeout=10)
+        resp.raise_for_status()
 
     def rate_limits(self, **limits) -> dict:
         resp = requests.put(f"{self.root}/rate-limits", json=limits, headers=self.headers, timeout=10)

@@ -7,7 +7,9 @@ connection open, as an app's pool would (so Render's ``openConnections`` is not 
 - ``GET /health`` (or ``HEALTH_CHECK_PATH``): 200 when a fresh connection with
   ``DATABASE_URL`` works, 503 otherwise; every path answers 503 in maintenance mode;
 - ``GET /__sim__/health``: the same database check but ignoring maintenance mode; the
-  simulator's own readiness probe (Render probes instances directly, past the maintenance page).
+  simulator's own readiness probe (Render probes instances directly, past the maintenance page);
+- everything else (the frontend ``/`` and a small in-memory API for smoke requests, with the
+  faults the simulator sets) is answered by webapp_api.py.
 
 Maintenance mode is applied at Render's edge, not by the app; here the simulator signals it
 through the file named by ``RENDER_SIM_MAINTENANCE_FILE`` (its content is the custom page URI).
@@ -22,6 +24,8 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from localenv.render_sim import webapp_api
 
 _pool = {"conn": None}
 _pool_lock = threading.Lock()
@@ -70,6 +74,12 @@ def _keep_pool_connection():
             _pool["conn"] = None
 
 
+def _app_log(line: str) -> None:
+    """A line of the app's own output: Render's log stream (the simulator's pump) holds it."""
+    sys.stdout.write(line.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
 def in_maintenance():
     path = os.environ.get("RENDER_SIM_MAINTENANCE_FILE")
     return bool(path) and os.path.exists(path)
@@ -79,30 +89,52 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "render-sim-webapp/1"
 
     def _send(self, status, payload):
-        body = json.dumps(payload).encode()
+        if payload is None:
+            body, kind = b"", None
+        elif isinstance(payload, str):
+            body, kind = payload.encode(), "text/html; charset=utf-8"
+        else:
+            body, kind = json.dumps(payload).encode(), "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if kind:
+            self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
 
-    def do_GET(self):
+    def _handle(self):
         path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
         health = os.environ.get("HEALTH_CHECK_PATH") or "/health"
-        if path == "/__sim__/health":
+        if path == "/__sim__/health" and self.command == "GET":
             ok, reason = check_database()
             self._send(200 if ok else 503, {"status": "ok" if ok else "unavailable", "reason": reason})
             return
-        if in_maintenance():
+        fault = webapp_api.matching_fault(self.command, path)
+        # "during_maintenance": what still answers although maintenance mode is on (a cache or a
+        # custom domain in front of Render's edge); every other request gets the 503.
+        if in_maintenance() and not (fault and fault.get("during_maintenance")):
             self._send(503, {"status": "maintenance",
                              "message": "This service is undergoing maintenance."})
             return
-        if path == health:
+        if fault and fault.get("log"):
+            _app_log(str(fault["log"]))
+        if fault and fault.get("status"):
+            self._send(int(fault["status"]), fault.get("body", {"error": "simulated fault"}))
+            return
+        if path == health and self.command == "GET":
             ok, reason = check_database()
             _keep_pool_connection()
             self._send(200 if ok else 503, {"status": "ok" if ok else "unavailable", "reason": reason})
             return
-        self._send(200, {"service": os.environ.get("RENDER_SERVICE_NAME", "app"), "status": "running"})
+        status, payload, lines = webapp_api.handle(self.command, path, self.headers, raw)
+        for line in lines:
+            _app_log(line)
+        self._send(status, payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
     def log_message(self, format, *args):
         if self.path.startswith("/__sim__/"):

@@ -19,7 +19,7 @@ def environment(tmp_path):
                    capture_output=True, timeout=300)
     try:
         yield {name: (state / name).read_text().strip()
-               for name in ("recovery_database_url", "render_api_url", "render_api_key")}
+               for name in ("recovery_database_url", "render_api_url", "render_api_key", "app_api_token")}
     finally:
         subprocess.run([sys.executable, "-m", "localenv", "--dir", str(state), "down"], cwd=ROOT,
                        capture_output=True, timeout=120)

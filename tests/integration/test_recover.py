@@ -11,6 +11,7 @@ import time
 import psycopg2
 import pytest
 import requests
+import yaml
 
 from tests.playbook_runner import ROOT, run_playbook
 
@@ -19,6 +20,17 @@ SERVICE = "srv-d0simulatedapi00000"
 
 
 LEAKED = ["demo_app_2024", "demo_app_2025"]
+
+with open(os.path.join(ROOT, "inventories", "local", "group_vars", "app_environments.yml")) as _handle:
+    _LOCAL = yaml.safe_load(_handle)
+# The local inventory's post-deploy proof, as make demo runs it (its header reads a file: local_proof).
+LOCAL_PROOF = {key: _LOCAL[key] for key in ("app_deploy_smoke_requests", "app_deploy_smoke_cleanup",
+                                            "app_deploy_frontend_url")}
+
+
+def local_proof(environment) -> dict:
+    """LOCAL_PROOF with its header: the simulated app's API token."""
+    return LOCAL_PROOF | {"app_deploy_smoke_headers": {"Authorization": f"Bearer {environment['app_api_token']}"}}
 
 
 def api(environment, path):
@@ -64,17 +76,21 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     extra |= {"convert_keys_rehearse": True,
               "recovery_webhook_url": environment["render_api_url"].rsplit("/v1", 1)[0]
               + "/__sim__/webhook/T0-fake-hook-token"}
+    # The post-deploy proof of the local inventory: frontend, smoke requests through the app's API.
+    extra |= local_proof(environment)
     leaked_url = database_url(environment)
     with psycopg2.connect(leaked_url, connect_timeout=5):
         pass  # the leaked default user's password works before the run
     first = run_playbook("playbooks/recover.yml", extra, verbosity=3)
     assert first.rc == 0, first.output[-4000:]
     for secret in (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
-                   environment["render_api_key"]):
+                   environment["render_api_key"], environment["app_api_token"]):
         assert secret not in first.output
     for step in ("conversion needed: yes", "rehearsal passed on a scratch restore of", "Render export exp-",
-                 "backup gate passed", "converted 87 columns",
-                 "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "health 200",
+                 "backup gate passed", "converted 87 columns", "maintenance mode confirmed from outside: http",
+                 "alembic_version: f867c7e3d51c -> ba1a5bcdb110", "is live", "/health answered 200",
+                 "smoke: 4 smoke requests answered as expected; cleanup: 3 of 3 answered as expected",
+                 "none matches a failure pattern",
                  "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_"):
         assert step in first.output, step
 
@@ -88,6 +104,8 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     with open(sent[1]["report"].replace(".md", ".json"), encoding="utf-8") as handle:
         report = json.load(handle)
     assert report["figures"]["rehearsal"]["seconds"] > 0
+    assert report["proof"]["maintenance_check"]["status"] == 503 and report["proof"]["smoke"]["ok"]
+    assert environment["app_api_token"] not in json.dumps(report)
     assert report["schema_fingerprint"] and report["schema_fingerprint_after"] != report["schema_fingerprint"]
 
     # The leaked users are gone (the known password really fails); the app runs as the new user.

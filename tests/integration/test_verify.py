@@ -104,9 +104,10 @@ def test_verify_fails_on_drift_passes_after_recovery_and_names_new_drift(environ
     run_dir = os.path.dirname(newest(f"{reports}/{HOST}/*/run-report.json"))
     report = json.loads(read(os.path.join(run_dir, "run-report.json")))
     assert report["outcome"] == "succeeded"
-    # This inventory lists no leaked users: the rotation has nothing to do (test_credential_rotation.py).
+    # This inventory lists no leaked users: the rotation has nothing to do (test_credential_rotation.py),
+    # and no smoke requests (test_app_proof.py).
     assert {s["id"]: s["status"] for s in report["steps"]} == {
-        **{s["id"]: "done" for s in report["steps"]}, "rotation": "skipped"}
+        **{s["id"]: "done" for s in report["steps"]}, "rotation": "skipped", "smoke": "skipped"}
     figures = report["figures"]
     assert figures["foreign_keys"] == {"at_investigation": 100, "before": 100, "after": 100}
     assert figures["columns_converted"] == 87 and figures["exclusive_lock_seconds"] > 0

@@ -63,6 +63,31 @@ def findings(*, needed=True, stored=("f867c7e3d51c",), true="ba1a5bcdb110", head
     }
 
 
+def proof(**override):
+    """What app_deploy's post-deploy proof publishes in app_deploy_result when everything passed."""
+    evidence = {
+        "health": {"status": 200, "ok": True, "url": "https://app.example/health",
+                   "msg": "https://app.example/health answered 200"},
+        "frontend": {"ok": True, "skipped": True, "msg": "no frontend URL configured (app_deploy_frontend_url)"},
+        "smoke": {"ok": True, "failed_request": None, "cleanup_failed": [],
+                  "requests": [{"name": "create organization", "phase": "smoke", "method": "POST",
+                                "url": "https://app.example/api/organizations", "expected": [201], "status": 201,
+                                "ok": True, "skipped": False, "msg": "ok"},
+                               {"name": "delete organization", "phase": "cleanup", "method": "DELETE",
+                                "url": "https://app.example/api/organizations/o-1", "expected": [204],
+                                "status": 204, "ok": True, "skipped": False, "msg": "ok"}],
+                  "msg": "1 smoke request answered as expected; cleanup: 1 of 1 answered as expected"},
+        "logs": {"ok": True, "lines_checked": 9, "complete": True, "matched": 0, "hits": [],
+                 "start": "2026-11-24T01:44:00.000000Z",
+                 "msg": "9 log lines of srv-x since 2026-11-24T01:44:00.000000Z: none matches a failure pattern"},
+    }
+    evidence.update(override)
+    return evidence
+
+
+PROOF = ("health", "frontend", "smoke", "logs")
+
+
 def maintenance(enabled):
     return {"changed": True, "maintenance_mode": {"enabled": enabled, "uri": ""}, "service": {"id": "srv-x"}}
 
@@ -88,8 +113,7 @@ def full_run(**override):
                     "pending": ["c2d3e4f5a6b7", "b354d12d1e7d"]},
         "deploy": {"changed": True, "deploy": {"id": "dep-123", "status": "live", "commit": {"id": "abc1234"},
                                                "createdAt": "2026-11-24T01:44:00Z"}},
-        "health": {"status": 200, "url": "https://app.example/health"},
-        "logs": {"logs": [{"message": "started"}] * 9},
+        **proof(),
     }
     evidence.update(override)
     return evidence
@@ -140,24 +164,25 @@ def test_a_successful_recovery_reports_every_step_done_with_its_figures():
 def test_nothing_to_recover_skips_the_recovery_steps():
     evidence = {"findings": findings(needed=False, stored=("b354d12d1e7d",), true="b354d12d1e7d"),
                 "render": True, "maintenance": {"changed": False, "maintenance_mode": {"enabled": False}},
-                "health": {"status": 200, "url": "https://app.example/health"}, "logs": {"logs": []}}
+                **proof(smoke={"ok": True, "skipped": True, "requests": [], "msg": "no smoke requests configured"})}
     report = run_report(evidence)
     assert report["outcome"] == "succeeded"
     assert statuses(report) == {"investigate": DONE, "maintenance_on": SKIPPED, "backup": SKIPPED,
                                 "convert": SKIPPED, "alembic_reset": SKIPPED, "deploy": SKIPPED,
-                                "maintenance_off": DONE, "health": DONE, "rotation": SKIPPED}
+                                "maintenance_off": DONE, "health": DONE, "smoke": SKIPPED, "logs": DONE,
+                                "rotation": SKIPPED}
     assert not report["state"]["database_changed"]
     assert report["next_action"][0].startswith("Nothing to do")
 
 
 def test_without_render_its_steps_are_skipped_and_the_operator_deploys():
     evidence = full_run(render=False)
-    for key in ("maintenance", "deploy", "health", "logs"):
+    for key in ("maintenance", "deploy", *PROOF):
         evidence.pop(key)
     report = run_report(evidence, environment="staging")
     assert report["outcome"] == "succeeded"
     assert [s["id"] for s in report["steps"] if s["status"] == SKIPPED] == [
-        "maintenance_on", "deploy", "maintenance_off", "health", "rotation"]
+        "maintenance_on", "deploy", "maintenance_off", "health", "smoke", "logs", "rotation"]
     assert report["state"]["maintenance_mode"] == "not managed by this run (recovery_render: false)"
     assert any("Deploy the app now" in line and "recovery_render: false" in line for line in report["next_action"])
     assert "recovery_render is false" in report["render_detail"]
@@ -187,7 +212,7 @@ def test_a_resumed_run_skips_what_an_earlier_run_did_and_says_it_resumed():
 def test_a_resumed_run_whose_deploy_fails_again_stops_at_the_deploy():
     evidence = full_run(resume=resume(deploy_live=False, deploy_needed=True, work=True, resume_from="deploy_live"),
                         deploy={"failed": True, "msg": "503", "deploy": {}})
-    for key in ("backup", "convert_plan", "convert", "alembic", "health", "logs"):
+    for key in ("backup", "convert_plan", "convert", "alembic", *PROOF):
         evidence.pop(key)
     report = run_report(evidence, failure={"task": "Deploy", "message": "503"})
     assert report["outcome"] == "failed" and report["stopped_at"] == "deploy"
@@ -197,7 +222,7 @@ def test_a_resumed_run_whose_deploy_fails_again_stops_at_the_deploy():
 def test_nothing_to_do_only_when_every_condition_holds():
     evidence = {"findings": findings(needed=False, stored=("b354d12d1e7d",), true="b354d12d1e7d"), "render": True,
                 "resume": resume(), "maintenance": maintenance(False),
-                "health": {"status": 200, "url": "https://app.example/health"}}
+                **proof()}
     report = run_report(evidence)
     assert report["outcome"] == "succeeded"
     assert report["next_action"][0] == ("Nothing to do: the schema is converted, alembic_version holds the head "
@@ -218,7 +243,8 @@ def test_a_run_stopped_at_the_backup_says_maintenance_is_still_on_and_nothing_ch
     assert report["outcome"] == "failed" and report["stopped_at"] == "backup"
     assert statuses(report) == {"investigate": DONE, "maintenance_on": DONE, "backup": FAILED,
                                 "convert": NOT_REACHED, "alembic_reset": NOT_REACHED, "deploy": NOT_REACHED,
-                                "maintenance_off": NOT_REACHED, "health": NOT_REACHED, "rotation": NOT_REACHED}
+                                "maintenance_off": NOT_REACHED, "health": NOT_REACHED, "smoke": NOT_REACHED,
+                                "logs": NOT_REACHED, "rotation": NOT_REACHED}
     assert report["state"]["maintenance_mode"] == "ON"
     assert report["state"]["conversion"] == "not started" and not report["state"]["database_changed"]
     action = " ".join(report["next_action"])
@@ -243,7 +269,7 @@ def test_a_rolled_back_conversion_leaves_the_database_as_before():
     # convert_keys waits with failed_when: false: a failed conversion has failed=False and a message.
     evidence = full_run(convert={"changed": False, "finished": True, "failed": False, "failed_when_result": False,
                                  "msg": "rolled back after an error: deadlock detected"})
-    for key in ("alembic", "deploy", "health", "logs"):
+    for key in ("alembic", "deploy", *PROOF):
         evidence.pop(key)
     evidence["maintenance"] = maintenance(True)
     report = run_report(evidence, failure={"task": "Report the conversion", "message": "undefined"})
@@ -260,7 +286,7 @@ def test_a_rolled_back_conversion_leaves_the_database_as_before():
 ])
 def test_a_refused_or_unlockable_conversion_did_not_start(message):
     evidence = full_run(convert={"changed": False, "finished": True, "failed": False, "msg": message})
-    for key in ("alembic", "deploy", "health", "logs"):
+    for key in ("alembic", "deploy", *PROOF):
         evidence.pop(key)
     evidence["maintenance"] = maintenance(True)
     report = run_report(evidence)
@@ -270,7 +296,7 @@ def test_a_refused_or_unlockable_conversion_did_not_start(message):
 
 def test_a_conversion_that_did_not_finish_in_time_may_still_be_running():
     evidence = full_run(convert={"changed": False, "finished": 0, "failed": False, "started": 1})
-    for key in ("alembic", "deploy", "health", "logs"):
+    for key in ("alembic", "deploy", *PROOF):
         evidence.pop(key)
     evidence["maintenance"] = maintenance(True)
     report = run_report(evidence)
@@ -309,8 +335,8 @@ def test_no_leaked_user_left_skips_the_rotation():
 def test_a_failed_deploy_after_the_conversion_offers_the_restore_of_the_backup_taken_before():
     evidence = full_run(deploy={"changed": True, "deploy": {"id": "dep-9", "status": "update_failed"}},
                         maintenance=maintenance(True))
-    evidence.pop("health")
-    evidence.pop("logs")
+    for key in PROOF:
+        evidence.pop(key)
     report = run_report(evidence, failure={"task": "Stop on a failed deploy", "message": "deploy dep-9 ended"})
     assert report["stopped_at"] == "deploy"
     assert statuses(report)["maintenance_off"] == NOT_REACHED and statuses(report)["health"] == NOT_REACHED
@@ -325,8 +351,8 @@ def test_a_failed_deploy_after_the_conversion_offers_the_restore_of_the_backup_t
 
 def test_maintenance_that_could_not_be_turned_off_is_the_next_action():
     evidence = full_run(maintenance={"failed": True, "msg": "Render answered 500"})
-    evidence.pop("health")
-    evidence.pop("logs")
+    for key in PROOF:
+        evidence.pop(key)
     report = run_report(evidence)
     assert report["stopped_at"] == "maintenance_off"
     assert report["state"]["maintenance_mode"].startswith("unknown")
@@ -334,10 +360,11 @@ def test_maintenance_that_could_not_be_turned_off_is_the_next_action():
 
 
 def test_a_failed_log_check_after_health_200_stops_at_health():
-    report = run_report(full_run(), failure={"task": "Check the logs for failures", "message": "Traceback"})
-    assert report["outcome"] == "failed" and report["stopped_at"] == "health"
-    assert report["steps"][STEP_IDS.index("health")]["detail"] == "Traceback"
-    assert "health or log check" in report["next_action"][0]
+    """A failure after the proof's last result (none of its own) is put on the last step that ran."""
+    report = run_report(full_run(logs=None), failure={"task": "Scan the logs", "message": "Render answered 500"})
+    assert report["outcome"] == "failed" and report["stopped_at"] == "logs"
+    assert report["steps"][STEP_IDS.index("logs")]["detail"] == "Render answered 500"
+    assert statuses(report)["health"] == DONE and statuses(report)["smoke"] == DONE
 
 
 def test_an_investigation_that_failed_changed_nothing():
@@ -350,7 +377,7 @@ def test_an_investigation_that_failed_changed_nothing():
 
 def test_a_run_that_left_no_failure_but_did_not_finish_is_reported_failed():
     evidence = full_run()
-    for key in ("alembic", "deploy", "health", "logs"):
+    for key in ("alembic", "deploy", *PROOF):
         evidence.pop(key)
     evidence["maintenance"] = maintenance(True)
     report = run_report(evidence)
@@ -369,7 +396,8 @@ def test_check_mode_changes_nothing_and_says_so():
 
 def test_secrets_never_reach_a_report_wherever_they_hide():
     evidence = full_run(deploy={"deploy": {"id": f"dep-{API_KEY}", "status": "live"}},
-                        health={"status": 200, "url": f"https://x.example/health?k={API_KEY}"})
+                        health={"status": 200, "ok": True, "url": f"https://x.example/health?k={API_KEY}",
+                                "msg": f"https://x.example/health?k={API_KEY} answered 200"})
     evidence["findings"]["database"]["url"] = URL
     report = run_report(evidence, failure={"task": "t", "message": f"login failed for {PASSWORD}"})
     assert_no_secret(report, render_run_markdown(report))

@@ -7,7 +7,7 @@ import json
 
 from ansible.module_utils.run_report import STEP_IDS
 
-from tests.unit.test_run_report import full_run, maintenance, run_report
+from tests.unit.test_run_report import PROOF, full_run, maintenance, run_report
 
 
 def test_a_deploy_that_could_not_be_started_says_why_not_question_marks():
@@ -19,8 +19,8 @@ def test_a_deploy_that_could_not_be_started_says_why_not_question_marks():
             ({"failed": True, "changed": True, "deploy": {"id": "dep-9", "status": "update_failed"}},
              "deploy dep-9 ended update_failed")):
         evidence = full_run(deploy=deploy, maintenance=maintenance(True))
-        evidence.pop("health")
-        evidence.pop("logs")
+        for key in PROOF:
+            evidence.pop(key)
         report = run_report(evidence, failure={"task": "Stop on a failed deploy", "message": "x"})
         assert report["steps"][STEP_IDS.index("deploy")]["detail"] == detail
         assert "?" not in report["steps"][STEP_IDS.index("deploy")]["detail"]
@@ -30,7 +30,7 @@ def test_a_refused_plan_registered_with_failed_when_false_is_reported_as_not_sta
     """convert_keys registers its no_log plan with failed_when: false and fails in the next task
     with the module's `error`: the report still says planning failed, never "nothing to convert"."""
     evidence = full_run()
-    for step in ("convert", "health", "logs"):
+    for step in ("convert", *PROOF):
         evidence.pop(step)
     evidence["convert_plan"] = {"changed": False, "failed": False, "failed_when_result": False,
                                 "error": "refused before any change: column public.nope.id does not exist",

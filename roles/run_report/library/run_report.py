@@ -29,8 +29,9 @@ options:
   evidence:
     description:
       - For O(kind=run) the keys C(findings), C(render), C(resume), C(maintenance), C(backup) (C(path), C(level),
-        C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(health), C(logs),
-        C(rotation) (the credential_rotation role's C(credential_rotation_result)).
+        C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(maintenance_check),
+        C(health), C(frontend), C(smoke), C(logs) (the app_deploy role's C(app_deploy_result)), C(rotation) (the
+        credential_rotation role's C(credential_rotation_result)).
       - For O(kind=verify) the keys C(findings), C(findings_error), C(plan), C(gate), C(service), C(health).
     type: dict
     required: true
