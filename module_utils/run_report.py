@@ -180,6 +180,9 @@ def _conversion_state(ev: dict, check_mode: bool) -> tuple[str, str]:
         if check_mode:
             return "planned", f"would convert {len(plan['plan']['columns'])} columns (check mode)"
         return "not started", "planned, not started"
+    resume = ev.get("resume") if isinstance(ev.get("resume"), dict) else {}
+    if resume.get("database_work") is False:  # recover.yml found the schema already converted
+        return "nothing to convert", "already done by an earlier run: the schema is converted"
     return "not started", "not started"
 
 

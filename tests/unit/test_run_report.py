@@ -207,6 +207,8 @@ def test_a_resumed_run_skips_what_an_earlier_run_did_and_says_it_resumed():
         "backup": SKIPPED, "convert": SKIPPED, "alembic_reset": SKIPPED, "rotation": SKIPPED}
     assert report["next_action"][0].startswith("Recovered: this run resumed where an earlier one stopped")
     assert report["resume"]["resume_from"] == "alembic_at_head"
+    # The state it leaves says who converted the schema, not "not started".
+    assert report["state"]["conversion_detail"] == "already done by an earlier run: the schema is converted"
 
 
 def test_a_resumed_run_whose_deploy_fails_again_stops_at_the_deploy():
