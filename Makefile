@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ansible-lint --profile production
 
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 molecule: setup
 	cd $(CURDIR) && for scenario in $$(ls molecule | grep -v '^shared$$'); do \
@@ -47,7 +47,7 @@ molecule: setup
 # The fault suite (tests/faults): kills, concurrent writers, Render faults, leaks at -vvv,
 # bad input. Its figures go to reports/faults-summary.{md,json} (FAULTS_SUMMARY=path moves them).
 test-faults: setup
-	$(BIN)/pytest -q tests/faults
+	$(BIN)/pytest -q --durations=10 tests/faults
 
 test: lint pytest molecule test-faults
 

@@ -88,6 +88,22 @@ def test_restore_compares_row_counts_before_commit_and_rolls_back_naming_the_tab
     assert restored["rows_checked"] == done["manifest"]["rows"]
 
 
+def _cmdline(pid: int) -> list[bytes]:
+    """What the kernel shows as the process's argv. Popen returns once exec has begun, but
+    the kernel sets the new argv a moment later (cmdline reads empty meanwhile; seen on a
+    loaded machine): read again until it shows, or the process is gone."""
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                shown = handle.read()
+        except OSError:
+            return []
+        if shown or time.monotonic() > deadline:
+            return shown.split(b"\0")
+        time.sleep(0.002)
+
+
 def test_no_child_process_gets_a_password_on_its_argv(request, pg_cluster, scratch, tmp_path, monkeypatch):
     """Every program the backup code starts (pg_dump, pg_restore, psql) is recorded
     with its argv and what the kernel shows for it (/proc/<pid>/cmdline, while it
@@ -100,11 +116,7 @@ def test_no_child_process_gets_a_password_on_its_argv(request, pg_cluster, scrat
     class Recording(real_popen):
         def __init__(self, args, *rest, **kwargs):
             super().__init__(args, *rest, **kwargs)
-            try:
-                with open(f"/proc/{self.pid}/cmdline", "rb") as handle:
-                    shown = handle.read().split(b"\0")
-            except OSError:
-                shown = []
+            shown = _cmdline(self.pid)
             started.append({"argv": [str(a) for a in args], "proc": [a.decode("utf-8", "replace") for a in shown],
                             "env_has_password": bool(set((kwargs.get("env") or {}).values()) & secrets_)})
 
