@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest workers: most of a test's time is ansible-playbook and PostgreSQL in other processes,
+# so two workers keep two cores busy; each worker starts its own throwaway cluster.
+PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -37,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ansible-lint --profile production
 
 pytest: setup
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 molecule: setup
 	cd $(CURDIR) && for scenario in $$(ls molecule | grep -v '^shared$$'); do \
