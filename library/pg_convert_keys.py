@@ -152,8 +152,9 @@ from ansible.module_utils.pg_connection import (
 
 try:
     from psycopg2 import DatabaseError
+    from psycopg2 import Error as DriverError  # DatabaseError and InterfaceError (a closed connection)
 except ImportError:  # ensure_psycopg2() reports it
-    DatabaseError = ConnectionFailure
+    DatabaseError = DriverError = ConnectionFailure
 
 
 def _progress_writer(path):
@@ -210,7 +211,10 @@ def main():
     except ConnectionFailure as exc:
         refuse(module, str(exc))
     try:
-        busy = wait_for_other_run(conn)  # a killed run's session ends within seconds
+        try:
+            busy = wait_for_other_run(conn)  # a killed run's session ends within seconds
+        except DriverError as exc:  # e.g. this session terminated while it looked
+            refuse(module, f"checking for another conversion run failed, nothing changed: {str(exc).strip()}")
         if busy:
             refuse(module, f"{busy}; nothing changed, run again once it has ended")
         if module.check_mode:
@@ -220,7 +224,7 @@ def main():
                 conn.rollback()
             except ValueError as exc:
                 refuse(module, str(exc))
-            except DatabaseError as exc:
+            except DriverError as exc:
                 refuse(module, f"planning failed, nothing changed: {str(exc).strip()}")
             plan = planned["plan"]
             result = _result(module, plan, changed=plan.needed or bool(plan.pending_after_commit),

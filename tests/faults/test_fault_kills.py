@@ -120,9 +120,11 @@ def test_backend_killed_mid_conversion_leaves_the_database_as_before_and_the_nex
 
     assert result.rc != 0, f"a killed conversion must fail the run:\n{result.output[-3000:]}"
     assert fingerprint(broken_db) == before, f"killed during {phase}: the database is not as before"
-    expected = "Plan the conversion from the catalog" if phase == "plan" else \
+    # The plan task is registered with failed_when: false; the next one fails with its reason.
+    expected = "Stop before any change when planning refused, saying why" if phase == "plan" else \
         "Stop if the conversion failed (rolled back, nothing was committed)"
     assert failed_task(result.output) == f"convert_keys : {expected}", result.output[-3000:]
+    assert "without a message" not in result.output, result.output[-3000:]  # the reason is said
 
     started = time.monotonic()
     rerun = run_playbook("playbooks/convert.yml", convert_vars(broken_db, reports, "rerun", **more),
