@@ -24,6 +24,10 @@ from ansible.module_utils.key_conversion_validate import validate as _validate
 from ansible.module_utils.pg_catalog import CatalogReader
 
 LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK_DETECTED = "40P01"
+# Taking the locks failed and nothing changed, and another attempt can succeed: lock_timeout
+# ran out, or the server broke a deadlock with the app's own transactions by ending ours.
+RETRYABLE_LOCK_FAILURES = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED})
 
 
 class ConversionError(Exception):
@@ -203,9 +207,9 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
                 _execute(conn, "LOCK TABLE " + ", ".join(outline.lock_relations)
                          + " IN ACCESS EXCLUSIVE MODE")
             except Exception as exc:
-                if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
-                    # A deadlock, a statement timeout, a privilege missing on a view:
-                    # nothing has changed yet, and retrying would not help.
+                if _sqlstate(exc) not in RETRYABLE_LOCK_FAILURES:
+                    # A statement timeout, a privilege missing on a view: nothing has
+                    # changed yet, and retrying would not help.
                     _rollback_quietly(conn)
                     raise ConversionError(f"could not lock the {len(outline.lock_relations)} relations, "
                                           f"nothing changed: {str(exc).strip()}",
