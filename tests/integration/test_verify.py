@@ -81,7 +81,7 @@ def test_verify_fails_on_drift_passes_after_recovery_and_names_new_drift(environ
         "convert_keys_report_dir": str(reports),
         "convert_keys_backup_dir": str(tmp_path / "backups"),
         "backup_dir": str(tmp_path / "backups"),
-        "run_report_health_delay": 1,
+        "verify_health_delay": 1,
     }
     secrets = (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
                environment["render_api_key"])
