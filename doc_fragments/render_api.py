@@ -1,4 +1,4 @@
-"""Options shared by every Render API module (module_utils/render_api.py)."""
+"""Options shared by every Render API module (module_utils/render_module.py)."""
 
 
 class ModuleDocFragment:

@@ -161,7 +161,8 @@ from ansible.module_utils.credential_rotation import (  # noqa: E402
     url_username,
     validate_usernames,
 )
-from ansible.module_utils.render_api import RenderAPIError, client_from_module, render_argument_spec  # noqa: E402
+from ansible.module_utils.render_http import RenderAPIError  # noqa: E402
+from ansible.module_utils.render_module import client_from_module, render_argument_spec  # noqa: E402
 
 
 def _plan(module, client, postgres_id):
