@@ -1,13 +1,13 @@
 """The glue every Render module shares: its common options and its main().
 
-api_key and base_url are the Render connection every module takes; the default base URL
-is render_http.DEFAULT_BASE_URL.
+api_key and base_url are the Render connection every module takes; an empty or unset
+base_url is Render's own, render_http.DEFAULT_BASE_URL (stated nowhere else).
 """
 
 from __future__ import annotations
 
 from ansible.module_utils.render_api import RenderClient
-from ansible.module_utils.render_http import DEFAULT_BASE_URL, HAS_REQUESTS, RenderAPIError
+from ansible.module_utils.render_http import HAS_REQUESTS, RenderAPIError
 
 
 def render_argument_spec():
@@ -17,8 +17,8 @@ def render_argument_spec():
     return {
         "api_key": {"type": "str", "no_log": True, "required": True,
                     "fallback": (env_fallback, ["RENDER_API_KEY"])},
-        "base_url": {"type": "str", "default": DEFAULT_BASE_URL,
-                     "fallback": (env_fallback, ["RENDER_API_BASE_URL"])},
+        # No default here: empty or unset means DEFAULT_BASE_URL, its one home (RenderHTTP).
+        "base_url": {"type": "str", "fallback": (env_fallback, ["RENDER_API_BASE_URL"])},
         "timeout": {"type": "float", "default": 30.0},
         "in_flight_wait": {"type": "float"},
         "max_attempts": {"type": "int", "default": 5},
