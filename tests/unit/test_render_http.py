@@ -27,6 +27,8 @@ def test_bearer_auth_and_json_headers():
 
 def test_base_url_is_configurable_and_defaults_to_render():
     assert RenderClient(KEY).base_url == "https://api.render.com/v1"
+    # The roles pass "" (and the modules None) for "Render's own": stated only in render_http.
+    assert RenderClient(KEY, "").base_url == RenderClient(KEY, None).base_url == "https://api.render.com/v1"
     assert RenderClient(KEY, "http://127.0.0.1:9/v1/").base_url == "http://127.0.0.1:9/v1"
 
 
