@@ -13,7 +13,8 @@ import urllib.request
 import psycopg2
 import pytest
 import requests
-from ansible.module_utils.render_api import RenderAPIError, RenderClient
+from ansible.module_utils.render_api import RenderClient
+from ansible.module_utils.render_http import RenderAPIError
 
 from localenv.render_sim import testing
 
