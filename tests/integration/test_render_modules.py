@@ -1,8 +1,8 @@
 """The render_* modules run by ansible-playbook against the simulator: check mode sends no
 mutating request, a real run converges, a second run reports changed=0, secrets stay out of
 the output, every request of a run validates against Render's spec, a failed deploy fails the
-task with the pre-deploy event and logs, and unless_live never doubles a deploy in progress. (The
-roles over them: test_render_roles.py.)"""
+task with the pre-deploy event and logs. (The roles over them: test_render_roles.py; a deploy in
+progress or in flight: test_render_in_flight.py.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
-from ansible.module_utils.render_api import RenderClient
 
 from localenv.render_sim import testing
 
@@ -273,63 +271,3 @@ def test_render_export_check_mode_then_one_export_then_nothing_to_do(world, tmp_
     assert again["export"]["changed"] is False and len(again["export"]["exports"]) == 1
     assert key not in output
 
-
-# -- unless_live: a deploy in progress is waited for, never doubled -----------------------------------
-
-UNLESS_LIVE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: deploy unless live
-      render_deploy:
-        service: "{{ srv }}"
-        trigger: unless_live
-        poll_interval: 0.1
-        wait_timeout: 120
-      register: deploy
-"""
-
-
-def test_unless_live_waits_for_the_deploy_in_progress_then_decides(pg_cluster, tmp_path):
-    go, mark = tmp_path / "go", tmp_path / "mark"
-    # Each deploy's pre-deploy waits for `go`; the first attempt fails, later ones pass.
-    command = (f"while [ ! -f {go} ]; do sleep 0.05; done; "
-               f"if [ -f {mark} ]; then echo migrated; else touch {mark}; echo 'first attempt fails' >&2; exit 1; fi")
-    with testing.running(pg_cluster, pre_deploy_command=command) as (server, names, key):
-        srv = names["service"]
-        control = testing.Control(server, key)
-        client = RenderClient(key, server.base_url)
-
-        def run_while(deploy_id, name):
-            """The module, started while ``deploy_id`` is in progress; `go` once it polls it."""
-            control.clear_journal()
-            proc = play_process(tmp_path, UNLESS_LIVE_PLAY, {"srv": srv}, server=server, key=key, name=name)
-            try:
-                deadline = time.monotonic() + 120
-                while not any(e["path"].endswith(f"/deploys/{deploy_id}") for e in control.journal()):
-                    assert proc.poll() is None and time.monotonic() < deadline, "the module never polled it"
-                    time.sleep(0.1)
-                assert client.get_deploy(srv, deploy_id)["status"] == "pre_deploy_in_progress"
-            finally:
-                go.touch()
-            results, _ = play_results(proc)
-            posts = [e for e in control.journal() if e.get("operation") == "POST /services/{serviceId}/deploys"]
-            return results["deploy unless live"], posts
-
-        try:
-            # The deploy in progress fails: then, and only then, one new deploy.
-            first, _ = client.create_deploy(srv)
-            result, posts = run_while(first["id"], "after-failure")
-            assert client.get_deploy(srv, first["id"])["status"] == "pre_deploy_failed"
-            assert result["changed"] is True and len(posts) == 1
-            assert result["deploy"]["id"] != first["id"] and result["status"] == "live"
-
-            # The deploy in progress goes live: nothing to do, and no second deploy.
-            go.unlink()
-            second, _ = client.create_deploy(srv)
-            result, posts = run_while(second["id"], "after-live")
-            assert result["changed"] is False and posts == []
-            assert (result["deploy"]["id"], result["status"]) == (second["id"], "live")
-            assert [d["status"] for d in client.list_deploys(srv)][:3] == ["live", "deactivated", "pre_deploy_failed"]
-        finally:
-            go.touch()  # never leave a pre-deploy command waiting

@@ -23,7 +23,7 @@ SERVICE = "srv-d0simulatedapi00000"
 POSTGRES = "dpg-d0simulateddb000000-a"
 HOST = "test-env"
 
-# What the lead is asked to add to recover.yml (see roles/run_report/README.md); applied
+# What the lead is asked to add to recover.yml (see docs/verify.md); applied
 # here to the current recover.yml until recover.yml includes the role itself.
 RESCUE = [
     {"name": "Record where the run stopped, for the run report",
