@@ -17,10 +17,9 @@ from tests.integration.test_render_modules import (
     MIGRATE,
     play_process,
     play_results,
-    role_vars,
     run_play,
-    run_role,
 )
+from tests.integration.test_render_roles import role_vars, run_role
 
 pytestmark = pytest.mark.ansible
 
