@@ -1,4 +1,4 @@
-"""Options shared by every Render API module (module_utils/render_api.py)."""
+"""Options shared by every Render API module (module_utils/render_module.py)."""
 
 
 class ModuleDocFragment:
@@ -9,9 +9,9 @@ options:
     type: str
     required: true
   base_url:
-    description: The API's base URL; defaults to C(RENDER_API_BASE_URL) or Render's own.
+    description: The API's base URL; defaults to C(RENDER_API_BASE_URL), else (also when empty) Render's own
+      (module_utils/render_http.py).
     type: str
-    default: https://api.render.com/v1
   timeout:
     description: Seconds to connect, and to wait for each read of Render's answer, before a request times out.
     type: float

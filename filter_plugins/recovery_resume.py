@@ -1,6 +1,6 @@
 """Jinja filter recovery_resume_state: where a recovery stands (module_utils/recovery_resume.py).
 
-    {{ investigate_findings | recovery_resume_state(newest_deploy, recovery_uses_render) }}
+    {{ investigate_result.findings | recovery_resume_state(newest_deploy, recovery_uses_render) }}
 """
 
 from __future__ import annotations

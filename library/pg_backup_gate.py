@@ -46,7 +46,7 @@ options:
   planned_path:
     description:
       - In check mode only, the backup this run would take and verify (the backup role publishes it
-        as C(backup_planned_path)); ignored outside check mode.
+        as C(backup_result.planned_path)); ignored outside check mode.
     type: str
     default: ""
   recheck:
@@ -76,7 +76,7 @@ EXAMPLES = r"""
     database_url: "{{ recovery_database_url }}"
     backup_dir: "{{ playbook_dir | dirname }}/backups"
     label: "{{ inventory_hostname }}"
-    verified_path: "{{ backup_verified_path | default('') }}"
+    verified_path: "{{ backup_result.path | default('') }}"
     environment: "{{ recovery_environment }}"
     inventory: "{{ ansible_inventory_sources | inventory_argument(playbook_dir) }}"
   no_log: true

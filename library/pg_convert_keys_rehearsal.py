@@ -22,7 +22,7 @@ description:
     than the real ones (returned as RV(scratch_locale) beside RV(live_locale)).
 options:
   backup_path:
-    description: The verified backup's directory (the backup role's C(backup_gate_path)).
+    description: The verified backup's directory (the backup role's C(backup_result.gate_path)).
     type: path
     required: true
   scratch_url:
@@ -46,7 +46,7 @@ EXAMPLES = r"""
 - name: Rehearse the conversion on a scratch restore of the gate's backup
   pg_convert_keys_rehearsal:
     database_url: "{{ recovery_database_url }}"
-    backup_path: "{{ backup_gate_path }}"
+    backup_path: "{{ backup_result.gate_path }}"
     scratch_url: "{{ scratch.admin_url }}"
   no_log: true
   register: rehearsal

@@ -124,13 +124,9 @@ failure:
 
 from datetime import UTC, datetime
 
-from ansible.module_utils.render_api import (
-    DEPLOY_SUCCESS,
-    DEPLOY_TERMINAL,
-    RenderAPIError,
-    render_argument_spec,
-    run_module,
-)
+from ansible.module_utils.render_api import DEPLOY_SUCCESS, DEPLOY_TERMINAL
+from ansible.module_utils.render_http import RenderAPIError
+from ansible.module_utils.render_module import render_argument_spec, run_module
 
 
 def failure_details(client, service, deploy, log_lines):

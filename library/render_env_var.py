@@ -71,7 +71,7 @@ service_id:
   type: str
 """
 
-from ansible.module_utils.render_api import (
+from ansible.module_utils.render_module import (
     masked,
     render_argument_spec,
     run_module,

@@ -101,7 +101,7 @@ msg:
 
 from ansible.module_utils.log_scan import compile_patterns, scan_logs
 from ansible.module_utils.redaction import credential_parts
-from ansible.module_utils.render_api import render_argument_spec, run_module
+from ansible.module_utils.render_module import render_argument_spec, run_module
 
 
 def run(module, client):

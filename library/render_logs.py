@@ -86,7 +86,7 @@ next_end_time:
   type: str
 """
 
-from ansible.module_utils.render_api import (
+from ansible.module_utils.render_module import (
     render_argument_spec,
     run_module,
 )

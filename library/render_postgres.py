@@ -89,7 +89,7 @@ connection_info:
 
 import time
 
-from ansible.module_utils.render_api import (
+from ansible.module_utils.render_module import (
     render_argument_spec,
     run_module,
 )

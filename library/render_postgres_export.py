@@ -52,7 +52,7 @@ newest:
 
 from datetime import UTC, datetime, timedelta
 
-from ansible.module_utils.render_api import render_argument_spec, run_module
+from ansible.module_utils.render_module import render_argument_spec, run_module
 
 
 def _created(export) -> datetime:

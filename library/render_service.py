@@ -85,7 +85,7 @@ suspended:
 
 import time
 
-from ansible.module_utils.render_api import (
+from ansible.module_utils.render_module import (
     render_argument_spec,
     run_module,
 )

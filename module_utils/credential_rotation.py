@@ -1,10 +1,10 @@
-"""Rotating leaked Render Postgres credentials and checking the Render API key in use.
+"""Rotating leaked Render Postgres credentials.
 
 Render has no password reset (shared/reference/RENDER_API.md section 6): a leaked
 password is replaced by creating a new user, which becomes the database's default
 user, pointing the services at it, deploying, and deleting the leaked users once
-nothing uses them. API keys are dashboard-only (section 1): the collection can only
-prove that the key it runs with is not a leaked one, from SHA-256 fingerprints.
+nothing uses them. (The Render API key in use is checked against the leaked ones in
+credential_rotation_api_key.py.)
 
 Everything here is pure and decides from what the API listed: which users still have
 to go, which user the services move to (reusing one an interrupted run created), which
@@ -15,75 +15,21 @@ leaked password is proven dead. No secret is ever part of a message.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from ansible.module_utils.credential_rotation_api_key import UNKNOWN_VAULT, RotationError
 from ansible.module_utils.pg_url import DatabaseUrlError, database_url_params
 
 # Render's rule for usernames (as its API and the simulator check them).
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_USERNAME = 63
 
 # The steps of a rotation, in the only safe order: the services move to the new user and
 # run with it before any leaked user is deleted, so nothing is cut off mid-way.
 STEPS = ("create_user", "wait_default", "read_connection_info", "update_env_vars", "deploy",
          "wait_idle", "delete_leaked_users", "verify_deleted")
-
-API_KEY_LEAKED_MESSAGE = (
-    "the Render API key in use matches leaked fingerprint #{index} (sha256 {short}...): revoke it in the "
-    "Render Dashboard (Account Settings > API Keys), create a new key, put it in vault_render_api_key "
-    "({vault}) and re-run. Nothing was changed.")
-# Where the operator keeps the vault variables when credential_rotation_vault_file is empty.
-UNKNOWN_VAULT = "your inventory's vault file"
-
-
-class RotationError(ValueError):
-    """Bad input or an inconsistent state; the message is safe to show (no secret)."""
-
-
-# -- the Render API key --------------------------------------------------------------------
-
-def api_key_fingerprint(api_key: str) -> str:
-    """What the operator records instead of a leaked key: sha256 of the key, in hex."""
-    return hashlib.sha256(str(api_key).encode("utf-8")).hexdigest()
-
-
-def normalize_fingerprints(values) -> list[str]:
-    """Lower-case hex fingerprints; ``sha256:`` prefixes and blanks around are allowed."""
-    out = []
-    for position, value in enumerate(values or [], start=1):
-        text = str(value).strip().lower()
-        if text.startswith("sha256:"):
-            text = text[len("sha256:"):]
-        if not FINGERPRINT_RE.match(text):
-            # Never echo the value: someone may have pasted the key itself.
-            raise RotationError(
-                f"leaked API key fingerprint #{position} is not a SHA-256 hex digest (64 characters 0-9a-f); "
-                "record `printf %s \"$KEY\" | sha256sum`, never the key")
-        if text not in out:
-            out.append(text)
-    return out
-
-
-def leaked_key_index(api_key: str, fingerprints) -> int | None:
-    """1-based position of the fingerprint the key matches, or None."""
-    mine = api_key_fingerprint(api_key)
-    for position, fingerprint in enumerate(normalize_fingerprints(fingerprints), start=1):
-        if fingerprint == mine:
-            return position
-    return None
-
-
-def check_api_key(api_key: str, fingerprints, vault_file: str = "") -> None:
-    """Raise RotationError naming what to do when the key in use is a leaked one."""
-    index = leaked_key_index(api_key, fingerprints)
-    if index is not None:
-        fingerprint = normalize_fingerprints(fingerprints)[index - 1]
-        vault = f"ansible-vault edit {vault_file}" if vault_file else UNKNOWN_VAULT
-        raise RotationError(API_KEY_LEAKED_MESSAGE.format(index=index, short=fingerprint[:12], vault=vault))
 
 
 # -- users -----------------------------------------------------------------------------------

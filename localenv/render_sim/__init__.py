@@ -6,8 +6,10 @@
     ...
     server.stop()
 
-See model.py for the world it simulates and server.py for the HTTP side (rate limits,
-fault injection, the request journal). ``python -m localenv.render_sim --help`` runs it alone.
+See model.py for the world it simulates (services and their deploys in service.py and
+deploys.py, Postgres instances in postgres.py) and server.py for the HTTP side (rate limits,
+fault injection, the request journal; routes in routes.py, operations in api_handlers.py,
+the /__sim__ control endpoints in control.py). ``python -m localenv.render_sim --help`` runs it alone.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import uuid
 import requests
 
 from localenv.render_sim import start
-from localenv.render_sim.model import PROJECT_ROOT
+from localenv.render_sim.common import PROJECT_ROOT
 
 SPEC_PATH = os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "reference", "render-openapi.json")
 

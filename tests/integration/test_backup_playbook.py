@@ -50,7 +50,7 @@ GATED_PLAY = """\
         backup_environment: staging
     - name: Convert
       ansible.builtin.debug:
-        msg: CONVERSION RAN with {{{{ backup_gate_path }}}}
+        msg: CONVERSION RAN with {{{{ backup_result.gate_path }}}}
 """
 
 

@@ -15,13 +15,12 @@ from ansible.module_utils.key_conversion_run import ConversionError, RunOptions,
 
 from tests.db_connections import app_conn
 from tests.db_fingerprint import fingerprint
-from tests.integration.test_convert_keys_objects import (  # noqa: F401 -- make_role is a fixture
+from tests.integration.convert_objects_support import (
     VARCHAR,
     assert_same_catalog,
     build,
     changed_types,
     convert_checked,
-    make_role,
     run_sql,
 )
 
@@ -69,7 +68,7 @@ INSERT INTO "Api Keys" (account_id, label, note) SELECT id, 'k' || name, 'n' FRO
 
 @pytest.mark.parametrize("index_build", ["in_transaction", "after_commit"])
 def test_generated_column_over_a_key_is_added_back_with_everything_attached(
-        make_database, make_role, index_build):  # noqa: F811 -- make_role is the imported fixture
+        make_database, make_role, index_build):
     reader = make_role(member=True)
     url, native = build(make_database, GENERATED, reader=reader)
     values = rows(url, 'SELECT id::text, "Key Ref" FROM "Api Keys" ORDER BY 1')
@@ -195,7 +194,7 @@ INSERT INTO posts (author_id, body) SELECT id, 'hello from ' || email FROM "User
 
 
 @pytest.mark.parametrize("levers", LEVERS, ids=["defaults", "after_commit"])
-def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, make_role,  # noqa: F811
+def test_uuid_literals_compared_with_keys_are_retyped_everywhere(make_database, make_role,
                                                                  levers):
     reader = make_role(member=True)
     url = make_database()
@@ -304,7 +303,7 @@ def test_a_writer_into_a_uuid_column_outside_the_schemas_is_refused_even_with_sc
 
 # -- the role, as an operator runs it ------------------------------------------
 
-def test_the_playbook_shows_retyped_text_in_check_mode_and_stops_on_a_writer_by_name(make_database, make_role,  # noqa: F811
+def test_the_playbook_shows_retyped_text_in_check_mode_and_stops_on_a_writer_by_name(make_database, make_role,
                                                                                     tmp_path):
     from tests.playbook_runner import run_playbook
 

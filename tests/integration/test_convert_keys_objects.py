@@ -5,121 +5,29 @@ after the conversion equals that of the same schema built natively with
 varchar(36) keys, and equals the one before wherever PostgreSQL prints both
 types alike. Mixed-case quoted names throughout, where they cost nothing.
 
-Schemas are templates: {key} is the key columns' type."""
+Schemas are templates: {key} is the key columns' type.
 
-import os
-import pprint
+The helpers are in convert_objects_support.py; the make_role fixture in conftest.py."""
+
 from contextlib import closing
 
 import psycopg2
 import pytest
 from ansible.module_utils.key_conversion_plan import ConversionRequest
-from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
+from ansible.module_utils.key_conversion_run import RunOptions, convert, plan_only
 
 from tests.db_connections import app_conn, dbname
 from tests.db_fingerprint import fingerprint
-
-VARCHAR = "character varying(36)"
-
-
-def run_sql(url: str, statements: str) -> None:
-    with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
-        cur.execute(statements)
-
-
-def build(make_database, template: str, **params) -> tuple[str, dict]:
-    """The schema with uuid keys (its URL), and the catalog of the same schema
-    built natively with varchar(36) keys: what a conversion must arrive at."""
-    url = make_database()
-    run_sql(url, template.format(key="uuid", **params))
-    native = make_database()
-    run_sql(native, template.format(key="varchar(36)", **params))
-    return url, fingerprint(native, extended=True)
-
-
-def changed_types(before: dict, after: dict) -> dict:
-    return {col: after["types"].get(col) for col, typ in before["types"].items()
-            if after["types"].get(col) != typ}
-
-
-def catalog_differences(before: dict, after: dict) -> dict:
-    """Per catalog entry, the rows only before and only after (empty when equal)."""
-    differences = {}
-    for name in sorted(set(before["catalog"]) | set(after["catalog"])):
-        was, now = before["catalog"].get(name, []), after["catalog"].get(name, [])
-        if was != now:
-            differences[name] = {"before": [r for r in was if r not in now],
-                                 "after": [r for r in now if r not in was]}
-    return differences
-
-
-def assert_same_catalog(expected: dict, actual: dict) -> None:
-    differences = catalog_differences(expected, actual)
-    assert differences == {}, pprint.pformat(differences, width=120)
-
-
-def convert_checked(url: str, request: ConversionRequest) -> tuple[dict, dict, dict]:
-    """Check mode first (it must change nothing), then the conversion:
-    (outcome, fingerprint before, fingerprint after)."""
-    before = fingerprint(url, extended=True)
-    conn = app_conn(url)
-    try:
-        planned = plan_only(conn, request)["plan"]
-        assert planned.refusals == []
-        assert fingerprint(url, extended=True) == before
-        outcome = convert(conn, request, RunOptions())
-    finally:
-        conn.close()
-    assert outcome["changed"] is True
-    # The plan check mode showed is the one that ran.
-    assert outcome["plan"].sql == planned.sql
-    return outcome, before, fingerprint(url, extended=True)
-
-
-def assert_refused(url: str, request: ConversionRequest, fragment: str) -> None:
-    """Refused in check mode and in a run, by name, and nothing changed."""
-    before = fingerprint(url, extended=True)
-    conn = app_conn(url)
-    try:
-        planned = plan_only(conn, request)["plan"]
-        assert any(fragment in refusal for refusal in planned.refusals), planned.refusals
-        with pytest.raises(ConversionError, match="refused before any change") as err:
-            convert(conn, request, RunOptions())
-    finally:
-        conn.close()
-    assert fragment in str(err.value)
-    assert fingerprint(url, extended=True) == before
-
-
-@pytest.fixture
-def make_role(pg_cluster, make_database):
-    """Factory: a NOLOGIN role (optionally granted to the app owner, as Render
-    cannot but a cluster admin can); everything it owns is dropped afterwards.
-    Depends on make_database so it is torn down before the databases go."""
-    created = []
-
-    def factory(member: bool) -> str:
-        name = "Role " + os.urandom(4).hex()
-        run_sql(pg_cluster.admin_url(), f'CREATE ROLE "{name}" NOLOGIN')
-        created.append(name)
-        if member:
-            run_sql(pg_cluster.admin_url(), f'GRANT "{name}" TO "{pg_cluster.app_user}"')
-        return name
-
-    yield factory
-    if not created:
-        return
-    owned = ", ".join(f'"{name}"' for name in created)
-    with closing(psycopg2.connect(pg_cluster.admin_url())) as admin:
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
-            for (db,) in cur.fetchall():
-                run_sql(pg_cluster.admin_url(db), f"DROP OWNED BY {owned}")
-            cur.execute(f"DROP ROLE {owned}")
-
-
-# -- 1. materialized views, their indexes, comments and dependent views -------
+from tests.integration.convert_objects_support import (
+    VARCHAR,
+    assert_refused,
+    assert_same_catalog,
+    build,
+    catalog_differences,
+    changed_types,
+    convert_checked,
+    run_sql,
+)
 
 MATVIEW = """
 CREATE TABLE "Docs" ("Id" {key} PRIMARY KEY DEFAULT gen_random_uuid(), "Org Id" {key} NOT NULL, title text);
@@ -160,8 +68,6 @@ def test_materialized_view_with_indexes_comments_and_a_view_on_top(make_database
         'public."Doc Stats Id"', "public.doc_stats_links"]
 
 
-# -- 2. a view owned by another role ---------------------------------------
-
 OWNED_VIEW_BASE = """
 CREATE SCHEMA "Reports";
 CREATE TABLE "Reports"."Accounts" ("Id" {key} PRIMARY KEY DEFAULT gen_random_uuid(), name text);
@@ -169,6 +75,8 @@ CREATE TABLE "Reports".payments (account {key} REFERENCES "Reports"."Accounts"("
 INSERT INTO "Reports"."Accounts" (name) SELECT 'a' || g FROM generate_series(1, 5) g;
 INSERT INTO "Reports".payments SELECT "Id", 100 FROM "Reports"."Accounts";
 """
+
+
 OWNED_VIEW = """
 CREATE VIEW "Reports"."Account Totals" AS
   SELECT a."Id", sum(p.cents) AS cents FROM "Reports"."Accounts" a
@@ -176,6 +84,8 @@ CREATE VIEW "Reports"."Account Totals" AS
 ALTER VIEW "Reports"."Account Totals" OWNER TO "{owner}";
 """
 # SELECT is all a working view's owner needs; views are not locked up front
+
+
 # (LOCK TABLE on a view would check the owner's rights on its base tables).
 @pytest.mark.parametrize("privileges", ["SELECT", "ALL"])
 def test_view_owned_by_a_role_we_are_in_is_recreated_with_its_owner(make_database, make_role, privileges):
@@ -207,8 +117,6 @@ def test_view_owned_by_a_role_we_are_not_in_is_refused_by_name(make_database, ma
     assert_refused(url, ConversionRequest(schemas=["Reports"]),
                    f'view "Reports"."Account Totals" is owned by {stranger}')
 
-
-# -- 3. CHECK constraints ----------------------------------------------------
 
 CHECKS = """
 CREATE TABLE "Tokens" ("Id" {key} PRIMARY KEY,
@@ -257,8 +165,6 @@ def test_check_constraint_comparing_with_a_uuid_function_is_refused_by_name(make
     assert_refused(url, ConversionRequest(), "Not Nil")
 
 
-# -- 4. publications ---------------------------------------------------------
-
 PUBLICATIONS = """
 CREATE TABLE "Orders" ("Id" {key} PRIMARY KEY DEFAULT gen_random_uuid(), note text);
 CREATE TABLE "Order Lines" ("Order Id" {key} REFERENCES "Orders"("Id"), qty int);
@@ -291,8 +197,6 @@ def test_publication_filtering_on_a_key_column_is_refused_by_name(make_database,
     assert_refused(url, ConversionRequest(), "publication Keyed Pub")
 
 
-# -- 5. partitioned tables on either side of an FK -----------------------------
-
 PARTITIONED = """
 CREATE SCHEMA "Tenancy";
 CREATE TABLE "Tenancy"."Owners" ("Id" {key} PRIMARY KEY DEFAULT gen_random_uuid());
@@ -314,6 +218,8 @@ INSERT INTO "Tenancy"."Accounts" SELECT gen_random_uuid(), t, "Id" FROM "Tenancy
 INSERT INTO invoices (account, tenant) SELECT "Id", "Tenant" FROM "Tenancy"."Accounts";
 INSERT INTO "Events" SELECT date '2026-06-01' + (row_number() OVER () * 60)::int, tenant, account, id FROM invoices;
 """
+
+
 PARTITIONS = ('"Tenancy"."Accounts A"', '"Tenancy".accounts_b', "public.events_2026", "public.events_2027")
 
 
@@ -343,8 +249,6 @@ def test_fks_to_and_from_partitioned_tables_recreate_only_parent_constraints(mak
         '"Tenancy".accounts_b.Owner Id', "public.events_2026.account", "public.events_2026.invoice",
         "public.events_2027.account", "public.events_2027.invoice"}
 
-
-# -- 6. the production-shaped fixture, there and back ------------------------
 
 def round_trip(url: str) -> tuple[dict, dict]:
     """uuid -> varchar(36) -> uuid over the same columns: (before, after)."""
@@ -388,8 +292,6 @@ def test_reverse_direction_names_every_view_that_keeps_text_casts(broken_db):
                    or note.startswith(f"materialized view {relation} is recreated from its definition")
                    for note in back.notes), relation
 
-
-# -- 7. a default from a function in another schema ---------------------------
 
 DEFAULTS = """
 CREATE SCHEMA "Util";

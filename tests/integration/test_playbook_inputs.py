@@ -7,6 +7,7 @@ takes exactly on/off. Real ansible-playbook, the broken fixture, the Render simu
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 
@@ -64,6 +65,19 @@ def test_a_render_placeholder_is_an_error_before_any_change(render, extra, broke
     assert f"{name} still holds a CHANGE_ME placeholder" in result.output
     assert "or set recovery_render: false to run without Render" in result.output
     assert "succeeded" not in result.output
+    assert fingerprint(broken_db) == before
+    assert mutations(render) == []
+
+
+def test_a_leaked_render_api_key_is_refused_before_any_change(render, extra, broken_db):
+    """recover.yml runs the rotation's own check (same normalisation: case, sha256: prefix), and
+    shows why it refused although the check reads the key under no_log."""
+    before = fingerprint(broken_db)
+    leaked = "sha256:" + hashlib.sha256(render["key"].encode()).hexdigest().upper()
+    result = run_playbook("playbooks/recover.yml", {**extra, "credential_rotation_leaked_api_key_sha256": [leaked]})
+    assert result.rc != 0
+    assert "matches leaked fingerprint #1" in result.output and "revoke it in the Render Dashboard" in result.output
+    assert render["key"] not in result.output
     assert fingerprint(broken_db) == before
     assert mutations(render) == []
 

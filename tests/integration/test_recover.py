@@ -227,7 +227,7 @@ def test_a_rerun_after_a_failed_deploy_resumes_then_verify_finds_no_drift(enviro
     reset; the re-run the report asks for must deploy (the migrations are pending), not say
     "Nothing to do", and verify.yml then passes."""
     extra = recovery_vars(environment, tmp_path) | {
-        "run_report_health_delay": 1,
+        "verify_health_delay": 1,
         # No leaked users: the rotation's own deploy must not hide a skipped recovery deploy.
         "credential_rotation_leaked_users": [],
     }

@@ -10,7 +10,8 @@ import os
 
 import pytest
 import requests
-from ansible.module_utils.render_api import RenderAPIError, RenderClient
+from ansible.module_utils.render_api import RenderClient
+from ansible.module_utils.render_http import RenderAPIError
 
 from localenv.render_sim import testing
 from localenv.render_sim.server import ROUTES

@@ -1,7 +1,8 @@
 """A deploy request Render answers only after the client's read timeout (the simulator's
 ``{"delay": ...}`` fault sleeps, then carries the request out): one deploy, never two, and
 the deploy reported is the one live. The read timeout is short here (2 s, the delay 10% longer,
-as 33 s is to Render's default 30 s), so the test takes seconds, not minutes."""
+as 33 s is to Render's default 30 s), so the test takes seconds, not minutes. And unless_live:
+a deploy in progress is waited for, never doubled."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ import re
 import time
 
 import pytest
+from ansible.module_utils.render_api import RenderClient
 
 from localenv.render_sim import testing
 from tests.integration.test_render_modules import (
     MIGRATE,
     play_process,
     play_results,
-    role_vars,
     run_play,
-    run_role,
 )
+from tests.integration.test_render_roles import role_vars, run_role
 
 pytestmark = pytest.mark.ansible
 
@@ -109,3 +110,64 @@ def test_the_role_takes_a_read_timeout_and_reports_the_live_deploy(world, tmp_pa
     assert len(made) == 1 and made[0]["status"] == "live"
     assert re.search(rf"deploy {made[0]['id']} is live\b", output), output[-2000:]
     assert key not in output
+
+
+# -- unless_live: a deploy in progress is waited for, never doubled -----------------------------------
+
+UNLESS_LIVE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: deploy unless live
+      render_deploy:
+        service: "{{ srv }}"
+        trigger: unless_live
+        poll_interval: 0.1
+        wait_timeout: 120
+      register: deploy
+"""
+
+
+def test_unless_live_waits_for_the_deploy_in_progress_then_decides(pg_cluster, tmp_path):
+    go, mark = tmp_path / "go", tmp_path / "mark"
+    # Each deploy's pre-deploy waits for `go`; the first attempt fails, later ones pass.
+    command = (f"while [ ! -f {go} ]; do sleep 0.05; done; "
+               f"if [ -f {mark} ]; then echo migrated; else touch {mark}; echo 'first attempt fails' >&2; exit 1; fi")
+    with testing.running(pg_cluster, pre_deploy_command=command) as (server, names, key):
+        srv = names["service"]
+        control = testing.Control(server, key)
+        client = RenderClient(key, server.base_url)
+
+        def run_while(deploy_id, name):
+            """The module, started while ``deploy_id`` is in progress; `go` once it polls it."""
+            control.clear_journal()
+            proc = play_process(tmp_path, UNLESS_LIVE_PLAY, {"srv": srv}, server=server, key=key, name=name)
+            try:
+                deadline = time.monotonic() + 120
+                while not any(e["path"].endswith(f"/deploys/{deploy_id}") for e in control.journal()):
+                    assert proc.poll() is None and time.monotonic() < deadline, "the module never polled it"
+                    time.sleep(0.1)
+                assert client.get_deploy(srv, deploy_id)["status"] == "pre_deploy_in_progress"
+            finally:
+                go.touch()
+            results, _ = play_results(proc)
+            posts = [e for e in control.journal() if e.get("operation") == "POST /services/{serviceId}/deploys"]
+            return results["deploy unless live"], posts
+
+        try:
+            # The deploy in progress fails: then, and only then, one new deploy.
+            first, _ = client.create_deploy(srv)
+            result, posts = run_while(first["id"], "after-failure")
+            assert client.get_deploy(srv, first["id"])["status"] == "pre_deploy_failed"
+            assert result["changed"] is True and len(posts) == 1
+            assert result["deploy"]["id"] != first["id"] and result["status"] == "live"
+
+            # The deploy in progress goes live: nothing to do, and no second deploy.
+            go.unlink()
+            second, _ = client.create_deploy(srv)
+            result, posts = run_while(second["id"], "after-live")
+            assert result["changed"] is False and posts == []
+            assert (result["deploy"]["id"], result["status"]) == (second["id"], "live")
+            assert [d["status"] for d in client.list_deploys(srv)][:3] == ["live", "deactivated", "pre_deploy_failed"]
+        finally:
+            go.touch()  # never leave a pre-deploy command waiting

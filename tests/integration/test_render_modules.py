@@ -1,8 +1,8 @@
 """The render_* modules run by ansible-playbook against the simulator: check mode sends no
 mutating request, a real run converges, a second run reports changed=0, secrets stay out of
 the output, every request of a run validates against Render's spec, a failed deploy fails the
-task with the pre-deploy event and logs, unless_live never doubles a deploy in progress, and the
-roles show their no_log tasks' failures readably (never the key, even at -vvv)."""
+task with the pre-deploy event and logs. (The roles over them: test_render_roles.py; a deploy in
+progress or in flight: test_render_in_flight.py.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
-from ansible.module_utils.render_api import RenderClient
 
 from localenv.render_sim import testing
 
@@ -273,140 +271,3 @@ def test_render_export_check_mode_then_one_export_then_nothing_to_do(world, tmp_
     assert again["export"]["changed"] is False and len(again["export"]["exports"]) == 1
     assert key not in output
 
-
-# -- the roles: failures readable although the tasks holding the key are no_log ---------------------
-
-ROLE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  roles:
-    - role: {role}
-"""
-
-
-def run_role(tmp_path, role: str, role_vars: dict, *, verbosity=0, name="role"):
-    """A role as an operator runs it: the default callback, the key only in a 0600 vars file
-    (never in the environment or on the command line). Returns (rc, output)."""
-    playbook = tmp_path / f"{name}.yml"
-    playbook.write_text(ROLE_PLAY.format(role=role))
-    vars_file = tmp_path / f"{name}-vars.yml"
-    vars_file.write_text(yaml.safe_dump(role_vars))
-    vars_file.chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "ANSIBLE_"))}
-    env.update(ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-            "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{vars_file}",
-            str(playbook)] + (["-" + "v" * verbosity] if verbosity else [])
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def role_vars(prefix: str, server, service_id: str, key: str, **more) -> dict:
-    return {f"{prefix}_service_id": service_id, f"{prefix}_api_key": key,
-            f"{prefix}_api_base_url": server.base_url, **more}
-
-
-LEAKY_PRE_DEPLOY = ("echo 'FATAL: could not connect to postgresql://app:hunter2pw@db.internal/app' >&2; "
-                    "echo 'alembic.util.exc.CommandError: Can not locate revision abc123' >&2; exit 2")
-
-
-def test_roles_show_api_errors_and_failed_deploys_readably_and_never_the_key(pg_cluster, tmp_path):
-    with testing.running(pg_cluster, pre_deploy_command=LEAKY_PRE_DEPLOY) as (server, names, key):
-        srv = names["service"]
-        wrong = "rnd_wrong_" + key[-12:]
-        # A 401: Render's answer at default verbosity, not just "censored".
-        for role, prefix, extra in (("maintenance_mode", "maintenance_mode", {"maintenance_mode_enabled": True}),
-                                    ("app_deploy", "app_deploy", {"app_deploy_poll_interval": 1})):
-            rc, output = run_role(tmp_path, role, role_vars(prefix, server, srv, wrong, **extra), name=role)
-            assert rc == 2, output[-3000:]
-            assert f"Render API key rejected (HTTP 401) on GET /services/{srv}" in output, output[-3000:]
-            assert wrong not in output
-        # Bad input: the assert's own message, though the check reads the key.
-        rc, output = run_role(tmp_path, "app_deploy", role_vars("app_deploy", server, "not-an-id", key),
-                              name="bad-input")
-        assert rc == 2 and "app_deploy_service_id must be a Render service id (srv-...), got not-an-id" in output
-
-        # A deploy whose pre-deploy command fails: status, the event and the log tail, at
-        # default verbosity; the database password the app printed is masked.
-        deploy_vars = role_vars("app_deploy", server, srv, key, app_deploy_poll_interval=1,
-                                app_deploy_trigger="always")
-        rc, output = run_role(tmp_path, "app_deploy", deploy_vars, name="failing")
-        assert rc == 2, output[-3000:]
-        assert "ended pre_deploy_failed (pre-deploy command exited 2)" in output, output[-3000:]
-        assert "status: pre_deploy_failed" in output
-        assert '"preDeployStatus": "failed"' in output and '"nonZeroExit": 2' in output
-        assert "Can not locate revision abc123" in output
-        assert "postgresql://app:********@db.internal/app" in output and "hunter2pw" not in output
-        assert key not in output
-
-        # -vvv: everything Ansible prints, and still never the key.
-        for role, prefix, extra in (("maintenance_mode", "maintenance_mode", {"maintenance_mode_enabled": True}),
-                                    ("app_deploy", "app_deploy", {"app_deploy_poll_interval": 1,
-                                                                  "app_deploy_trigger": "always"})):
-            rc, output = run_role(tmp_path, role, role_vars(prefix, server, srv, key, **extra), verbosity=3,
-                                  name=f"{role}-vvv")
-            assert "<127.0.0.1> EXEC" in output or "ESTABLISH LOCAL CONNECTION" in output  # really -vvv
-            assert key not in output and "hunter2pw" not in output
-        assert "ended pre_deploy_failed" in output
-
-
-# -- unless_live: a deploy in progress is waited for, never doubled -----------------------------------
-
-UNLESS_LIVE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: deploy unless live
-      render_deploy:
-        service: "{{ srv }}"
-        trigger: unless_live
-        poll_interval: 0.1
-        wait_timeout: 120
-      register: deploy
-"""
-
-
-def test_unless_live_waits_for_the_deploy_in_progress_then_decides(pg_cluster, tmp_path):
-    go, mark = tmp_path / "go", tmp_path / "mark"
-    # Each deploy's pre-deploy waits for `go`; the first attempt fails, later ones pass.
-    command = (f"while [ ! -f {go} ]; do sleep 0.05; done; "
-               f"if [ -f {mark} ]; then echo migrated; else touch {mark}; echo 'first attempt fails' >&2; exit 1; fi")
-    with testing.running(pg_cluster, pre_deploy_command=command) as (server, names, key):
-        srv = names["service"]
-        control = testing.Control(server, key)
-        client = RenderClient(key, server.base_url)
-
-        def run_while(deploy_id, name):
-            """The module, started while ``deploy_id`` is in progress; `go` once it polls it."""
-            control.clear_journal()
-            proc = play_process(tmp_path, UNLESS_LIVE_PLAY, {"srv": srv}, server=server, key=key, name=name)
-            try:
-                deadline = time.monotonic() + 120
-                while not any(e["path"].endswith(f"/deploys/{deploy_id}") for e in control.journal()):
-                    assert proc.poll() is None and time.monotonic() < deadline, "the module never polled it"
-                    time.sleep(0.1)
-                assert client.get_deploy(srv, deploy_id)["status"] == "pre_deploy_in_progress"
-            finally:
-                go.touch()
-            results, _ = play_results(proc)
-            posts = [e for e in control.journal() if e.get("operation") == "POST /services/{serviceId}/deploys"]
-            return results["deploy unless live"], posts
-
-        try:
-            # The deploy in progress fails: then, and only then, one new deploy.
-            first, _ = client.create_deploy(srv)
-            result, posts = run_while(first["id"], "after-failure")
-            assert client.get_deploy(srv, first["id"])["status"] == "pre_deploy_failed"
-            assert result["changed"] is True and len(posts) == 1
-            assert result["deploy"]["id"] != first["id"] and result["status"] == "live"
-
-            # The deploy in progress goes live: nothing to do, and no second deploy.
-            go.unlink()
-            second, _ = client.create_deploy(srv)
-            result, posts = run_while(second["id"], "after-live")
-            assert result["changed"] is False and posts == []
-            assert (result["deploy"]["id"], result["status"]) == (second["id"], "live")
-            assert [d["status"] for d in client.list_deploys(srv)][:3] == ["live", "deactivated", "pre_deploy_failed"]
-        finally:
-            go.touch()  # never leave a pre-deploy command waiting

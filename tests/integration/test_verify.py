@@ -23,7 +23,7 @@ SERVICE = "srv-d0simulatedapi00000"
 POSTGRES = "dpg-d0simulateddb000000-a"
 HOST = "test-env"
 
-# What the lead is asked to add to recover.yml (see roles/run_report/README.md); applied
+# What the lead is asked to add to recover.yml (see docs/verify.md); applied
 # here to the current recover.yml until recover.yml includes the role itself.
 RESCUE = [
     {"name": "Record where the run stopped, for the run report",
@@ -81,7 +81,7 @@ def test_verify_fails_on_drift_passes_after_recovery_and_names_new_drift(environ
         "convert_keys_report_dir": str(reports),
         "convert_keys_backup_dir": str(tmp_path / "backups"),
         "backup_dir": str(tmp_path / "backups"),
-        "run_report_health_delay": 1,
+        "verify_health_delay": 1,
     }
     secrets = (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
                environment["render_api_key"])

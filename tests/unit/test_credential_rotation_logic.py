@@ -8,15 +8,11 @@ import pytest
 from ansible.module_utils.credential_rotation import (
     STEPS,
     RotationError,
-    api_key_fingerprint,
     busy_users,
-    check_api_key,
     deploy_decision,
     derive_username,
     is_authentication_failure,
-    leaked_key_index,
     leaked_login_proof,
-    normalize_fingerprints,
     operator_actions,
     parse_time,
     plan_rotation,
@@ -25,6 +21,13 @@ from ansible.module_utils.credential_rotation import (
     url_username,
     validate_usernames,
     with_credentials,
+)
+from ansible.module_utils.credential_rotation_api_key import (
+    api_key_fingerprint,
+    check_api_key,
+    leaked_api_key_error,
+    leaked_key_index,
+    normalize_fingerprints,
 )
 from ansible.module_utils.pg_url import database_url_params
 
@@ -72,6 +75,14 @@ def test_a_key_that_is_not_leaked_passes():
     assert leaked_key_index(KEY, [OTHER_FP]) is None
     check_api_key(KEY, [OTHER_FP])
     check_api_key(KEY, [])
+
+
+def test_the_key_check_as_a_message_for_the_playbooks_filter():
+    # recover.yml's refusal before its first change: the same check, the same normalisation.
+    assert leaked_api_key_error(KEY, [OTHER_FP]) == ""
+    message = leaked_api_key_error(KEY, [f" sha256:{FP.upper()}"], None)
+    assert message.startswith("the Render API key in use matches leaked fingerprint #1") and KEY not in message
+    assert "is not a SHA-256" in leaked_api_key_error(KEY, [KEY]) and KEY not in leaked_api_key_error(KEY, [KEY])
 
 
 # -- users ---------------------------------------------------------------------------------------

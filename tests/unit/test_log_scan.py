@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from ansible.module_utils.log_scan import compile_patterns, match_lines, scan_logs, window
-from ansible.module_utils.run_report import FAILED, STEP_IDS, render_run_markdown
+from ansible.module_utils.run_report import STEP_IDS
+from ansible.module_utils.run_report_common import FAILED
+from ansible.module_utils.run_report_markdown import render_run_markdown
 
 from tests.unit.test_run_report import API_KEY, full_run, maintenance, run_report, statuses
 

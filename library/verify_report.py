@@ -1,38 +1,24 @@
 #!/usr/bin/python
-"""Assemble a recovery run report or a verification report; see DOCUMENTATION."""
+"""Assemble the report of a scheduled verification; see DOCUMENTATION."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: run_report
-short_description: Assemble the run report of a recovery, or the report of a scheduled verification
+module: verify_report
+short_description: Assemble the report of a scheduled verification
 description:
-  - With O(kind=run), turns what the recovery's roles left (O(evidence), any part missing) into the run
-    report - each step's status (done, skipped, failed, not reached), where the run stopped, the state it
-    left (maintenance mode, conversion, the backup to restore from), key figures and the operator's next
-    action - as a dict and as Markdown.
-  - With O(kind=verify), turns the read-only probes of C(playbooks/verify.yml) into the verification
-    report, comparing the foreign keys with the newest known-good record under O(report_dir)/O(host)/
+  - Turns the read-only probes of the verify role (C(playbooks/verify.yml)) into the verification report,
+    comparing the foreign keys with the newest known-good record under O(report_dir)/O(host)/
     (a successful conversion's C(conversion.json) or C(run-report.json), or a clean C(verify-*.json)),
     and lists every drift.
-  - Writes nothing except, with O(kind=verify) and O(keep_verify_reports), deleting the oldest
-    C(verify-*) reports of the host beyond that number. Returns C(changed=false), since reports are
-    output, not managed state.
+  - Writes nothing except, with O(keep_verify_reports), deleting the oldest C(verify-*) reports of the
+    host beyond that number. Returns C(changed=false), since reports are output, not managed state.
   - Every string of the result has each of O(secrets) replaced by C([redacted]).
 options:
-  kind:
-    description: Which report.
-    type: str
-    required: true
-    choices: [run, verify]
   evidence:
-    description:
-      - For O(kind=run) the keys C(findings), C(render), C(resume), C(maintenance), C(backup) (C(path), C(level),
-        C(manifest), C(gate_path)), C(convert_plan), C(convert), C(alembic), C(deploy), C(maintenance_check),
-        C(health), C(frontend), C(smoke), C(logs) (the app_deploy role's C(app_deploy_result)), C(rotation) (the
-        credential_rotation role's C(credential_rotation_result)).
-      - For O(kind=verify) the keys C(findings), C(findings_error), C(plan), C(gate), C(service), C(health).
+    description: The keys C(findings), C(findings_error), C(alembic_versions_dir), C(plan), C(gate), C(service),
+      C(health) (the probes' registered results).
     type: dict
     required: true
   environment:
@@ -40,43 +26,19 @@ options:
     type: str
     required: true
   inventory:
-    description: The C(-i) option(s) of the commands in the next action (the run's inventory); empty says
-      C(-i <your inventory>).
+    description: The C(-i) option(s) of the commands the report names; empty says C(-i <your inventory>).
     type: str
     default: ""
   host:
     description: The inventory host.
     type: str
     required: true
-  run_id:
-    description: The run's id (its report folder name). O(kind=run) only.
-    type: str
-    default: ""
-  started_at:
-    description: When the run started (ISO 8601 UTC); empty = the time the run id names.
-    type: str
-    default: ""
-  in_check_mode:
-    description: Whether the recovery ran under C(--check).
-    type: bool
-    default: false
-  failure:
-    description: Where the run failed, C({task, message}), as the playbook's rescue recorded it.
-    type: dict
-    default: {}
-  protected_environments:
-    description: Environments whose restore needs C(-e restore_confirm=<environment>).
-    type: list
-    elements: str
-    default: [production]
-  backup_path:
-    description: The backup directory whose C(manifest.json) SHA-256 the run report gives.
-    type: path
   report_dir:
-    description: The reports directory; O(kind=verify) reads the runs in O(report_dir)/O(host)/.
+    description: The reports directory; the runs in O(report_dir)/O(host)/ are read.
     type: path
+    required: true
   render_configured:
-    description: Whether the run uses Render (recovery_render; O(kind=verify)); false skips maintenance and health.
+    description: Whether Render is verified (recovery_render); false skips maintenance and health.
     type: bool
     default: false
   expected_key_type:
@@ -108,22 +70,23 @@ author: render-key-recovery maintainers
 """
 
 EXAMPLES = r"""
-- name: Assemble the run report
-  run_report:
-    kind: run
+- name: Assemble the verification report
+  verify_report:
     environment: "{{ recovery_environment }}"
     host: "{{ inventory_hostname }}"
-    run_id: "{{ investigate_report_path | basename }}"
+    report_dir: /srv/recovery/reports
     evidence:
-      findings: "{{ investigate_findings | default(none) }}"
-    secrets: ["{{ render_api_key }}"]
+      findings: "{{ findings }}"
+      plan: "{{ plan }}"
+      gate: "{{ gate }}"
+    secrets: ["{{ recovery_database_url }}"]
   register: report
   no_log: true
 """
 
 RETURN = r"""
 report:
-  description: The report as written to run-report.json or verify-<timestamp>.json.
+  description: The report as written to verify-<timestamp>.json.
   returned: always
   type: dict
 markdown:
@@ -131,11 +94,11 @@ markdown:
   returned: always
   type: str
 summary:
-  description: One line saying how it went (for O(kind=verify), every drift).
+  description: One line naming every drift.
   returned: always
   type: str
 failing:
-  description: Number of failed steps (run) or drifted or unverifiable checks (verify).
+  description: Number of drifted or unverifiable checks.
   returned: always
   type: int
 pruned:
@@ -145,22 +108,18 @@ pruned:
   elements: str
 """
 
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+import json
+import os
+from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.run_report import (  # noqa: E402
-    FAILED,
-    assemble_run_report,
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.run_report_common import utc_iso
+from ansible.module_utils.verify_report import (
     assemble_verify_report,
     conversion_record,
     is_run_dir_name,
     newest_baseline,
-    render_run_markdown,
     render_verify_markdown,
-    utc_iso,
     verify_record,
     verify_summary,
 )
@@ -174,17 +133,6 @@ def _load(path: str):
         with open(path) as handle:
             return json.load(handle)
     except (OSError, ValueError):
-        return None
-
-
-def _sha256(path: str) -> str | None:
-    try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
         return None
 
 
@@ -245,18 +193,11 @@ def prune_verify_reports(host_dir: str, keep: int) -> list[str]:
 def main():
     module = AnsibleModule(
         argument_spec={
-            "kind": {"type": "str", "required": True, "choices": ["run", "verify"]},
             "evidence": {"type": "dict", "required": True},
             "environment": {"type": "str", "required": True},
             "inventory": {"type": "str", "default": ""},
             "host": {"type": "str", "required": True},
-            "run_id": {"type": "str", "default": ""},
-            "started_at": {"type": "str", "default": ""},
-            "in_check_mode": {"type": "bool", "default": False},
-            "failure": {"type": "dict", "default": {}},
-            "protected_environments": {"type": "list", "elements": "str", "default": ["production"]},
-            "backup_path": {"type": "path"},
-            "report_dir": {"type": "path"},
+            "report_dir": {"type": "path", "required": True},
             "render_configured": {"type": "bool", "default": False},
             "expected_key_type": {"type": "str", "default": ""},
             "keep_verify_reports": {"type": "int", "default": 0},
@@ -266,30 +207,13 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    now = utc_iso(datetime.now(UTC))
-    secrets = [s for s in p["secrets"] if s]
-    if p["kind"] == "run":
-        manifest_sha256 = _sha256(os.path.join(p["backup_path"], "manifest.json")) if p["backup_path"] else None
-        report = assemble_run_report(
-            p["evidence"], environment=p["environment"], host=p["host"], run_id=p["run_id"],
-            started_at=p["started_at"] or None, ended_at=now, check_mode=p["in_check_mode"],
-            failure=p["failure"], protected_environments=p["protected_environments"],
-            manifest_sha256=manifest_sha256, secrets=secrets, inventory=p["inventory"])
-        failing = sum(1 for s in report["steps"] if s["status"] == FAILED)
-        summary = (f"{report['environment']}: recovery {report['outcome']}"
-                   + (f" at step {report['stopped_at']}" if report["stopped_at"] else ""))
-        module.exit_json(changed=False, report=report, markdown=render_run_markdown(report), summary=summary,
-                         failing=failing, pruned=[])
-
-    if not p["report_dir"]:
-        module.fail_json(msg="report_dir is required with kind=verify")
     host_dir = os.path.join(p["report_dir"], p["host"])
     report = assemble_verify_report(
-        p["evidence"], environment=p["environment"], host=p["host"], generated_at=now,
+        p["evidence"], environment=p["environment"], host=p["host"], generated_at=utc_iso(datetime.now(UTC)),
         baseline=newest_baseline(last_conversion(host_dir), last_clean_verification(host_dir)),
         render_configured=p["render_configured"],
-        expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"], secrets=secrets,
-        inventory=p["inventory"])
+        expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"],
+        secrets=[s for s in p["secrets"] if s], inventory=p["inventory"])
     pruned = [] if module.check_mode else prune_verify_reports(host_dir, p["keep_verify_reports"])
     failing = sum(1 for c in report["checks"] if c["status"] in ("drift", "error"))
     module.exit_json(changed=False, report=report, markdown=render_verify_markdown(report),
