@@ -10,8 +10,6 @@ database password nor the API key can reach a report.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ansible.module_utils import app_proof_report as proof
 from ansible.module_utils.run_report_common import (
     CHECKED,
@@ -21,6 +19,7 @@ from ansible.module_utils.run_report_common import (
     RENDER_OFF,
     REPORT_VERSION,
     SKIPPED,
+    _seconds_between,
     dig,
     redact,
     run_id_time,
@@ -57,15 +56,6 @@ STEP_IDS = tuple(s["id"] for s in STEPS)
 
 # pg_convert_keys messages of a conversion that failed before changing anything.
 NOT_STARTED_MESSAGES = ("refused before any change", "could not lock", "the schema kept changing")
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    try:
-        first = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
-        last = datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ")
-    except (TypeError, ValueError):
-        return None
-    return (last - first).total_seconds()
 
 
 
