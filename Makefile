@@ -39,8 +39,11 @@ lint: $(STAMP)
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
+# Whole files to the next free worker, longest first (tests/schedule.py).
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 pytest: setup
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q $(XDIST) --durations=15 tests/unit tests/integration
 
 molecule: setup
 	cd $(CURDIR) && for scenario in $$(ls molecule | grep -v '^shared$$'); do \
@@ -52,7 +55,10 @@ molecule: setup
 test-faults: setup
 	$(BIN)/pytest -q --durations=10 tests/faults
 
-test: lint pytest molecule test-faults
+# One pytest run packs unit, integration, fault and Molecule tests on both cores (a serial
+# molecule or fault phase would leave one core idle for its whole length).
+test: setup lint
+	$(BIN)/pytest -q $(XDIST) --durations=20 tests/unit tests/integration tests/faults tests/scenarios
 
 # The local Render-like environment (cluster with the broken production-shaped
 # database, Render simulator whose newest deploy failed), then the whole recovery,

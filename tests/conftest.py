@@ -23,6 +23,39 @@ if os.path.join(ROOT, "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(os.path.join(ROOT, "module_utils"))
 
 from localenv import cluster as pg  # noqa: E402
+from tests.faults.figures import Figures, terminal_summary, write_figures  # noqa: E402
+from tests.schedule import longest_first  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest test files first (with `--dist loadfile --no-loadscope-reorder` pytest-xdist
+    hands out files in this order), so no long file starts last while the other worker idles."""
+    items[:] = longest_first(items)
+
+
+# The fault suite's figures: pytest-xdist workers send theirs (tests/faults/conftest.py); the
+# controller merges them and writes one summary.
+def pytest_configure(config):
+    config._fault_figures_merged = None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    rows = getattr(node, "workeroutput", {}).get("fault_figures")
+    if rows:
+        if node.config._fault_figures_merged is None:
+            node.config._fault_figures_merged = Figures()
+        node.config._fault_figures_merged.merge(rows)
+
+
+def pytest_sessionfinish(session):
+    merged = getattr(session.config, "_fault_figures_merged", None)
+    if merged is not None:
+        write_figures(session.config, merged)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    terminal_summary(terminalreporter, config)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from localenv import cluster as pg
 from localenv.render_sim import start, testing
-from tests.faults.figures import Figures
+from tests.faults.figures import Figures, write_figures
 
 # The pre-deploy logs in with the service's DATABASE_URL, as the app's migrations do.
 MIGRATE = ("python -c \"import os, psycopg2; c = psycopg2.connect(os.environ['DATABASE_URL']); "
@@ -25,19 +25,15 @@ ALEMBIC_UPGRADE = "python -m alembic -c demoapp/alembic.ini upgrade head"
 
 @pytest.fixture(scope="session")
 def figures(request):
-    """Figures measured by the suite; written (JSON and markdown) at the end of the session."""
+    """Figures measured by the suite. Under pytest-xdist each worker hands its rows to the
+    controller (tests/conftest.py merges and writes them); run alone, they are written here."""
     collected = Figures()
     yield collected
-    path = os.environ.get("FAULTS_SUMMARY") or str(request.config.rootpath / "reports" / "faults-summary.md")
-    collected.write(path)
-    request.config._faults_summary = (path, collected.markdown())
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    found = getattr(config, "_faults_summary", None)
-    if found:
-        terminalreporter.write_sep("=", f"fault suite figures ({found[0]})")
-        terminalreporter.write_line(found[1])
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_figures"] = collected.rows
+    else:
+        write_figures(request.config, collected)
 
 
 @contextlib.contextmanager

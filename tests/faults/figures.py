@@ -28,6 +28,11 @@ class Figures:
                 else:
                     row[name] = old + value
 
+    def merge(self, rows: dict[str, dict]) -> None:
+        """Add another process's rows (a pytest-xdist worker's) with record's rules."""
+        for fault, figures in rows.items():
+            self.record(fault, **figures)
+
     def markdown(self) -> str:
         lines = ["| fault | figures |", "|---|---|"]
         for fault in sorted(self.rows):
@@ -41,3 +46,18 @@ class Figures:
             handle.write("# Fault suite figures\n\n" + self.markdown() + "\n")
         with open(os.path.splitext(path)[0] + ".json", "w") as handle:
             json.dump(self.rows, handle, indent=2, sort_keys=True)
+
+
+def write_figures(config, collected: Figures) -> None:
+    """Write the summary (FAULTS_SUMMARY or reports/faults-summary.md) and keep it for the
+    terminal summary."""
+    path = os.environ.get("FAULTS_SUMMARY") or str(config.rootpath / "reports" / "faults-summary.md")
+    collected.write(path)
+    config._faults_summary = (path, collected.markdown())
+
+
+def terminal_summary(terminalreporter, config) -> None:
+    found = getattr(config, "_faults_summary", None)
+    if found:
+        terminalreporter.write_sep("=", f"fault suite figures ({found[0]})")
+        terminalreporter.write_line(found[1])

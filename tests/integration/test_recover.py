@@ -1,6 +1,7 @@
 """recover.yml end to end, as `make demo` runs it: a Render-like environment of its
-own (cluster with the broken fixture, Render simulator), the whole recovery, then a
-second run that changes nothing. No secret may appear in the output at -vvv."""
+own (cluster with the broken fixture, Render simulator), verify.yml naming its drift, the
+whole recovery, a second run that changes nothing, then verify.yml passing and naming drift
+introduced afterwards. No secret may appear in the output at -vvv nor in any report."""
 
 import glob
 import json
@@ -13,6 +14,11 @@ import pytest
 import requests
 import yaml
 
+from tests.integration.verify_support import (
+    assert_run_report_of_a_recovery,
+    assert_verify_names_the_broken_environment,
+    assert_verify_passes_then_names_new_drift,
+)
 from tests.playbook_runner import ROOT, run_playbook
 
 VERSIONS_DIR = os.path.join(ROOT, "demoapp", "migrations", "versions")
@@ -70,8 +76,15 @@ def _webhooks(environment) -> list[dict]:
                         headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
 
 
-def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path):
-    extra = recovery_vars(environment, tmp_path)
+def test_recover_then_nothing_to_do_and_verify_names_drift_before_and_after(environment, tmp_path):
+    """verify.yml names the broken environment's drift; recover.yml (rehearsal, webhook, the
+    local post-deploy proof, rotation) at -vvv recovers it with its run report; a second run
+    changes nothing; verify.yml then passes, and names drift introduced afterwards."""
+    extra = recovery_vars(environment, tmp_path) | {"verify_health_delay": 1}
+    reports = tmp_path / "reports"
+    broken = run_playbook("playbooks/verify.yml", extra)
+    assert_verify_names_the_broken_environment(broken, reports)
+
     # The conversion rehearsed on a scratch restore first, and the team told at start and end.
     extra |= {"convert_keys_rehearse": True,
               "recovery_webhook_url": environment["render_api_url"].rsplit("/v1", 1)[0]
@@ -93,6 +106,7 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
                  "none matches a failure pattern",
                  "rotate: leaked users demo_app_2024, demo_app_2025 -> new user demo_app_"):
         assert step in first.output, step
+    assert_run_report_of_a_recovery(reports)
 
     sent = [w["body"] for w in _webhooks(environment)]
     assert [b["event"] for b in sent] == ["start", "success"]
@@ -130,6 +144,10 @@ def test_recover_the_broken_environment_then_nothing_to_do(environment, tmp_path
     assert second.recap()["changed"] == 0
     assert "conversion needed: no" in second.output
     assert "nothing to rotate: no leaked user left" in second.output
+
+    secrets = (psycopg2.extensions.parse_dsn(environment["recovery_database_url"])["password"],
+               psycopg2.extensions.parse_dsn(new_url)["password"], environment["render_api_key"])
+    assert_verify_passes_then_names_new_drift(environment, extra, reports, (broken, first, second), secrets)
 
 
 def _maintenance_enabled(environment) -> bool:
