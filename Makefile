@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # pytest workers: most of a test's time is ansible-playbook and PostgreSQL in other processes,
-# so two workers keep two cores busy; each worker starts its own throwaway cluster.
-PYTEST_WORKERS ?= 2
+# and part of it is waiting (deploy and health polls, Retry-After, async status polls), so
+# three workers keep two cores busy; each worker starts its own throwaway cluster.
+PYTEST_WORKERS ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
