@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
+from ansible.module_utils.redaction import redact
+from ansible.module_utils.run_id import run_id_time
 from ansible.module_utils.run_report_common import (
     DONE,
     RENDER_OFF,
     REPORT_VERSION,
     dig,
     md_table,
-    redact,
-    run_id_time,
     short_list,
     task_failed,
     task_ran,
