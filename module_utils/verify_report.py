@@ -138,7 +138,7 @@ def _error(result, what: str) -> str:
 def assemble_verify_report(evidence: dict, *, environment: str, host: str, generated_at: str,
                            baseline: dict | None, render_configured: bool, expected_key_type: str = "",
                            accept_foreign_keys: bool = False, secrets=(), inventory: str = "") -> dict:
-    """The verification report; evidence keys: findings (pg_recovery_findings result),
+    """The verification report; evidence keys: findings (pg_investigation result),
     findings_error (why it was not run), plan (pg_convert_keys check-mode result), gate
     (pg_backup_gate result), service (render_service result), health (uri result)."""
     ev = dict(evidence or {})
