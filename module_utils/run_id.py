@@ -20,9 +20,13 @@ def new_run_id(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).astimezone(UTC).strftime(RUN_ID_FORMAT)
 
 
-def run_id_or_new(given) -> str:
-    """given when one was given (recover.yml passes its run's), else a new one."""
-    return str(given) if given else new_run_id()
+def run_id_or_new(given, part: str = "") -> str:
+    """given when one was given (recover.yml passes its run's), else a new one; part "day", only
+    its date (20261124): a standalone credential rotation names its new user after the day, so
+    that a re-run the same day asks for the same user."""
+    if given:
+        return str(given)
+    return new_run_id()[:8] if part == "day" else new_run_id()
 
 
 def run_id_time(run_id: str) -> str | None:

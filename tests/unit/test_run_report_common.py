@@ -26,4 +26,5 @@ def test_a_run_id_is_the_one_given_or_a_new_one_in_the_one_format():
     run_id = FilterModule().filters()["run_id"]
     assert run_id("20260105") == "20260105"
     assert run_id_time(run_id("")) is not None
+    assert run_id("", "day") == new_run_id()[:8] and len(run_id("", "day")) == 8
     assert new_run_id(datetime(2026, 11, 24, 1, 42, 49, tzinfo=UTC)) == RUN_ID
