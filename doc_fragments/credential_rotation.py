@@ -9,3 +9,13 @@ options:
     type: str
     required: true
 """
+
+    # The modules that only read Render, and that the role skips under --check (wait_idle, verify).
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, in check mode as in a real run (the role skips it in check mode).
+  diff_mode:
+    support: none
+"""

@@ -37,13 +37,7 @@ options:
       empty - "your inventory's vault file".
     type: str
     default: ""
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, in check mode as in a real run (the role skips it in check mode).
-  diff_mode:
-    support: none
-extends_documentation_fragment: [credential_rotation, render_api]
+extends_documentation_fragment: [credential_rotation, credential_rotation.read_only, render_api]
 author: render-key-recovery
 """
 

@@ -26,13 +26,7 @@ options:
     description: Seconds between two reads.
     type: float
     default: 5
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, in check mode as in a real run (the role skips it in check mode).
-  diff_mode:
-    support: none
-extends_documentation_fragment: [credential_rotation, render_api]
+extends_documentation_fragment: [credential_rotation, credential_rotation.read_only, render_api]
 author: render-key-recovery
 """
 

@@ -15,8 +15,7 @@ description:
     (its fingerprint - tables, columns, types, constraints, indexes, views, triggers, policies,
     functions - equals the live database's).
   - With O(recheck), the passing backup's checksums are verified again now.
-  - The failure message says why each backup was refused and how to make one
-    (C(ansible-playbook playbooks/backup.yml) with O(inventory), or C(-i <your inventory>)).
+  - The failure message says why each backup was refused and how to make one (O(remedy)).
   - In check mode no backup is taken, so O(planned_path), the dump this run would take and
     verify (the backup role's check-mode plan), stands for the backup verified in this run; the
     gate reports C(planned=true) and passes, as the real run would once that backup is verified.
@@ -57,8 +56,8 @@ options:
     description: The environment's name (recovery_environment).
     type: str
     default: ""
-  inventory:
-    description: The C(-i) option(s) naming the run's inventory, for the message; empty says C(-i <your inventory>).
+  remedy:
+    description: What the operator runs to make a backup that passes, ending the failure message; empty names none.
     type: str
     default: ""
 extends_documentation_fragment: [postgres_connection]
@@ -74,11 +73,11 @@ EXAMPLES = r"""
 - name: Refuse the conversion without a verified backup
   pg_backup_gate:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir | dirname }}/backups"
+    backup_dir: /var/backups/app
     label: "{{ inventory_hostname }}"
     verified_path: "{{ backup_result.path | default('') }}"
     environment: "{{ recovery_environment }}"
-    inventory: "{{ ansible_inventory_sources | inventory_argument(playbook_dir) }}"
+    remedy: ansible-playbook playbooks/backup.yml -i inventories/production
   no_log: true
 """
 
@@ -124,7 +123,7 @@ def main():
         "planned_path": {"type": "str", "default": ""},
         "recheck": {"type": "bool", "default": True},
         "environment": {"type": "str", "default": ""},
-        "inventory": {"type": "str", "default": ""},
+        "remedy": {"type": "str", "default": ""},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
@@ -142,7 +141,7 @@ def main():
         module.exit_json(changed=False, path=p["planned_path"], level=p["min_level"], from_this_run=True,
                          planned=True, backup={}, refused=reasons)
     if passed is None:
-        module.fail_json(msg=gate_message(identity, p["inventory"], reasons, p["min_level"]),
+        module.fail_json(msg=gate_message(identity, p["remedy"], reasons, p["min_level"]),
                          refused=reasons)
     module.exit_json(changed=False, path=passed["path"], level=passed["level"],
                      from_this_run=passed["from_this_run"], planned=False, backup=summary(passed["manifest"]),

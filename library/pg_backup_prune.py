@@ -51,7 +51,7 @@ EXAMPLES = r"""
 - name: Keep the five newest verified backups, never this run's
   pg_backup_prune:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir | dirname }}/backups"
+    backup_dir: /var/backups/app
     label: "{{ inventory_hostname }}"
     keep: 5
     protect: ["{{ dump.path }}"]

@@ -75,7 +75,7 @@ EXAMPLES = r"""
 - name: Dump the database before the conversion
   pg_verified_backup:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir | dirname }}/backups"
+    backup_dir: /var/backups/app
     label: "{{ inventory_hostname }}"
     backup_id: "20250101T000000Z"
   no_log: true

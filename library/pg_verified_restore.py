@@ -48,6 +48,10 @@ options:
   pg_bin_dir:
     description: Directory of pg_restore; default the newest C(/usr/lib/postgresql/*/bin), then PATH.
     type: path
+  remedy:
+    description: What the operator can do when no backup passed verification, ending that refusal.
+    type: str
+    default: ""
 extends_documentation_fragment: [postgres_connection]
 attributes:
   check_mode:
@@ -63,8 +67,9 @@ EXAMPLES = r"""
 - name: Restore the newest backup
   pg_verified_restore:
     database_url: "{{ recovery_database_url }}"
-    backup_dir: "{{ playbook_dir | dirname }}/backups"
+    backup_dir: /var/backups/app
     label: "{{ inventory_hostname }}"
+    remedy: Take and verify one (ansible-playbook playbooks/backup.yml).
   no_log: true
 """
 
@@ -119,6 +124,7 @@ def main():
         "no_owner": {"type": "bool", "default": False},
         "allow_other_database": {"type": "bool", "default": False},
         "pg_bin_dir": {"type": "path"},
+        "remedy": {"type": "str", "default": ""},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("path", "", ("backup_dir", "label"))])
@@ -127,7 +133,8 @@ def main():
     path, chosen = p["path"], {}
     try:
         if not path:
-            candidate = restore_candidate(p["backup_dir"], p["label"], identity_of(resolve_connection(p)))
+            candidate = restore_candidate(p["backup_dir"], p["label"], identity_of(resolve_connection(p)),
+                                          p["remedy"])
             path = candidate["path"]
             chosen = {"verified_level": candidate["level"], "skipped_newer": candidate["skipped_newer"]}
         result = restore_backup(p, path, bin_dir=p["pg_bin_dir"], clean=p["clean"], no_owner=p["no_owner"],

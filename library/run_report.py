@@ -25,19 +25,6 @@ options:
         C(schema_after).
     type: dict
     required: true
-  environment:
-    description: The environment's name (recovery_environment).
-    type: str
-    required: true
-  inventory:
-    description: The C(-i) option(s) of the commands in the next action (the run's inventory); empty says
-      C(-i <your inventory>).
-    type: str
-    default: ""
-  host:
-    description: The inventory host.
-    type: str
-    required: true
   run_id:
     description: The run's id (its report folder name).
     type: str
@@ -62,17 +49,13 @@ options:
   backup_path:
     description: The backup directory whose C(manifest.json) SHA-256 the run report gives.
     type: path
-  secrets:
-    description: Values that must never appear in a report (database URL and password, API key).
-    type: list
-    elements: str
-    default: []
 attributes:
   check_mode:
     support: full
     description: Computes the same in check mode.
   diff_mode:
     support: none
+extends_documentation_fragment: [report_module]
 author: render-key-recovery maintainers
 """
 
@@ -113,6 +96,7 @@ from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pg_backup_store import sha256_file
+from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report import assemble_run_report
 from ansible.module_utils.run_report_common import FAILED, utc_iso
 from ansible.module_utils.run_report_markdown import render_run_markdown
@@ -130,19 +114,14 @@ def manifest_sha256(backup_path: str | None) -> str | None:
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "evidence": {"type": "dict", "required": True},
-            "environment": {"type": "str", "required": True},
-            "inventory": {"type": "str", "default": ""},
-            "host": {"type": "str", "required": True},
-            "run_id": {"type": "str", "default": ""},
-            "started_at": {"type": "str", "default": ""},
-            "in_check_mode": {"type": "bool", "default": False},
-            "failure": {"type": "dict", "default": {}},
-            "protected_environments": {"type": "list", "elements": "str", "default": ["production"]},
-            "backup_path": {"type": "path"},
-            "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
-        },
+        argument_spec=report_argument_spec(
+            run_id={"type": "str", "default": ""},
+            started_at={"type": "str", "default": ""},
+            in_check_mode={"type": "bool", "default": False},
+            failure={"type": "dict", "default": {}},
+            protected_environments={"type": "list", "elements": "str", "default": ["production"]},
+            backup_path={"type": "path"},
+        ),
         supports_check_mode=True,
     )
     p = module.params
@@ -150,13 +129,12 @@ def main():
         p["evidence"], environment=p["environment"], host=p["host"], run_id=p["run_id"],
         started_at=p["started_at"] or None, ended_at=utc_iso(datetime.now(UTC)), check_mode=p["in_check_mode"],
         failure=p["failure"], protected_environments=p["protected_environments"],
-        manifest_sha256=manifest_sha256(p["backup_path"]), secrets=[s for s in p["secrets"] if s],
+        manifest_sha256=manifest_sha256(p["backup_path"]), secrets=given_secrets(p),
         inventory=p["inventory"])
     failing = sum(1 for s in report["steps"] if s["status"] == FAILED)
     summary = (f"{report['environment']}: recovery {report['outcome']}"
                + (f" at step {report['stopped_at']}" if report["stopped_at"] else ""))
-    module.exit_json(changed=False, report=report, markdown=render_run_markdown(report), summary=summary,
-                     failing=failing)
+    exit_with_report(module, report, render_run_markdown(report), summary, failing)
 
 
 if __name__ == "__main__":

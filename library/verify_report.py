@@ -21,18 +21,6 @@ options:
       C(health) (the probes' registered results).
     type: dict
     required: true
-  environment:
-    description: The environment's name (recovery_environment).
-    type: str
-    required: true
-  inventory:
-    description: The C(-i) option(s) of the commands the report names; empty says C(-i <your inventory>).
-    type: str
-    default: ""
-  host:
-    description: The inventory host.
-    type: str
-    required: true
   report_dir:
     description: The reports directory; the runs in O(report_dir)/O(host)/ are read.
     type: path
@@ -55,17 +43,13 @@ options:
         (after a migration that drops one on purpose). The other checks still apply.
     type: bool
     default: false
-  secrets:
-    description: Values that must never appear in a report (database URL and password, API key).
-    type: list
-    elements: str
-    default: []
 attributes:
   check_mode:
     support: full
     description: Computes the same in check mode; run it with C(check_mode=false) to prune.
   diff_mode:
     support: none
+extends_documentation_fragment: [report_module]
 author: render-key-recovery maintainers
 """
 
@@ -108,102 +92,30 @@ pruned:
   elements: str
 """
 
-import json
 import os
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report_common import utc_iso
+from ansible.module_utils.verify_history import last_clean_verification, last_conversion, prune_verify_reports
 from ansible.module_utils.verify_report import (
     assemble_verify_report,
-    conversion_record,
-    is_run_dir_name,
     newest_baseline,
     render_verify_markdown,
-    verify_record,
     verify_summary,
 )
-
-# Newest run folders read when looking for the last successful conversion.
-MAX_RUNS_SCANNED = 200
-
-
-def _load(path: str):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def last_conversion(host_dir: str) -> dict | None:
-    """The newest run folder (names are UTC timestamps, so they sort by time) holding a
-    successful conversion, as conversion_record() reads it."""
-    try:
-        names = sorted((n for n in os.listdir(host_dir) if is_run_dir_name(n)
-                        and os.path.isdir(os.path.join(host_dir, n))), reverse=True)
-    except FileNotFoundError:
-        return None
-    for name in names[:MAX_RUNS_SCANNED]:
-        run = os.path.join(host_dir, name)
-        conversion = _load(os.path.join(run, "conversion.json"))
-        run_report = _load(os.path.join(run, "run-report.json"))
-        if conversion is None and run_report is None:
-            continue
-        if conversion_record(name, conversion=conversion, run_report=run_report) is not None:
-            return conversion_record(name, conversion=conversion, run_report=run_report,
-                                     findings=_load(os.path.join(run, "findings.json")))
-    return None
-
-
-def last_clean_verification(host_dir: str) -> dict | None:
-    """The newest verify-<timestamp>.json whose result was ok, as verify_record() reads it."""
-    try:
-        names = sorted((n[:-5] for n in os.listdir(host_dir) if n.startswith("verify-") and n.endswith(".json")),
-                       reverse=True)
-    except FileNotFoundError:
-        return None
-    for name in names[:MAX_RUNS_SCANNED]:
-        record = verify_record(name, _load(os.path.join(host_dir, name + ".json")))
-        if record is not None:
-            return record
-    return None
-
-
-def prune_verify_reports(host_dir: str, keep: int) -> list[str]:
-    """Delete the oldest verify-<timestamp>.{json,md} beyond keep (counted in reports, not files)."""
-    if keep <= 0:
-        return []
-    try:
-        stamps = sorted({n.rsplit(".", 1)[0] for n in os.listdir(host_dir)
-                         if n.startswith("verify-") and n.endswith((".json", ".md"))}, reverse=True)
-    except FileNotFoundError:
-        return []
-    deleted = []
-    # The report about to be written counts as one of the kept.
-    for stamp in stamps[max(keep - 1, 0):]:
-        for ext in (".json", ".md"):
-            path = os.path.join(host_dir, stamp + ext)
-            if os.path.isfile(path):
-                os.remove(path)
-                deleted.append(path)
-    return deleted
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "evidence": {"type": "dict", "required": True},
-            "environment": {"type": "str", "required": True},
-            "inventory": {"type": "str", "default": ""},
-            "host": {"type": "str", "required": True},
-            "report_dir": {"type": "path", "required": True},
-            "render_configured": {"type": "bool", "default": False},
-            "expected_key_type": {"type": "str", "default": ""},
-            "keep_verify_reports": {"type": "int", "default": 0},
-            "accept_foreign_keys": {"type": "bool", "default": False},
-            "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
-        },
+        argument_spec=report_argument_spec(
+            report_dir={"type": "path", "required": True},
+            render_configured={"type": "bool", "default": False},
+            expected_key_type={"type": "str", "default": ""},
+            keep_verify_reports={"type": "int", "default": 0},
+            accept_foreign_keys={"type": "bool", "default": False},
+        ),
         supports_check_mode=True,
     )
     p = module.params
@@ -213,11 +125,11 @@ def main():
         baseline=newest_baseline(last_conversion(host_dir), last_clean_verification(host_dir)),
         render_configured=p["render_configured"],
         expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"],
-        secrets=[s for s in p["secrets"] if s], inventory=p["inventory"])
+        secrets=given_secrets(p), inventory=p["inventory"])
     pruned = [] if module.check_mode else prune_verify_reports(host_dir, p["keep_verify_reports"])
     failing = sum(1 for c in report["checks"] if c["status"] in ("drift", "error"))
-    module.exit_json(changed=False, report=report, markdown=render_verify_markdown(report),
-                     summary=verify_summary(report), failing=failing, pruned=pruned)
+    exit_with_report(module, report, render_verify_markdown(report), verify_summary(report), failing,
+                     pruned=pruned)
 
 
 if __name__ == "__main__":

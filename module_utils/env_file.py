@@ -18,7 +18,8 @@ import stat
 import tempfile
 import time
 
-MASK = "********"
+from ansible.module_utils.redaction import MASK
+
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LINE_RE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?P<eq>\s*=\s*)(?P<rest>.*)$")
 BARE_SAFE_RE = re.compile(r"^[A-Za-z0-9_./:@%+,=~?&\-]*$")

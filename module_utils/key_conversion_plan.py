@@ -15,7 +15,7 @@ from ansible.module_utils import key_conversion_dependents as catalog
 from ansible.module_utils import key_conversion_objects as objects
 from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
-from ansible.module_utils.key_findings import conversion_seconds
+from ansible.module_utils.investigation import conversion_seconds
 from ansible.module_utils.key_graph import fks_touching, linked_closure
 from ansible.module_utils.pg_catalog import Column, split_type_spelling
 

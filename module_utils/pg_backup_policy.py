@@ -150,22 +150,22 @@ def evaluate_gate(backups: list[dict], identity: dict, *, live_fingerprint: str,
     return None, reasons
 
 
-def gate_message(identity: dict, inventory: str, reasons: list[str], min_level: str) -> str:
-    """inventory: the -i option(s) naming the run's inventory; empty says "your inventory"."""
+def gate_message(identity: dict, remedy: str, reasons: list[str], min_level: str) -> str:
+    """remedy: what the operator runs to make one (the caller's command: this module never names
+    the project's own playbooks); empty names none."""
     why = ("; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
            if reasons else "no backup of it was found")
     return (f"no verified backup of {describe_identity(identity)} lets this change run ({why}). "
-            f"Make one, verified at level {min_level}: "
-            f"ansible-playbook playbooks/backup.yml {inventory or '-i <your inventory>'}")
+            f"Make one, verified at level {min_level}" + (f": {remedy}" if remedy else "."))
 
 
 # -- restore -------------------------------------------------------------------
 
-def restore_candidate(backup_dir: str, label: str, identity: dict) -> dict:
+def restore_candidate(backup_dir: str, label: str, identity: dict, remedy: str = "") -> dict:
     """The backup a restore without an explicit path uses: the newest one of this
     database verified at level restore, else the newest verified at all (its
     level is said). Never one that did not pass verification: BackupError then,
-    saying what was found."""
+    saying what was found and then remedy (the caller's words for what to do)."""
     ours = newest_first([b for b in list_backups(backup_dir, label)
                          if b["manifest"] and same_database(b["manifest"], identity)])
     where = f"{describe_identity(identity)} under {label_dir(backup_dir, label)}"
@@ -179,6 +179,5 @@ def restore_candidate(backup_dir: str, label: str, identity: dict) -> dict:
                 return backup | {"level": level, "skipped_newer": skipped}
     found = "; ".join(f"{b['id']}: " + ("its verification failed" if failed_verifications(b["path"], b["manifest"])
                                         else "never verified") for b in ours[:5])
-    raise BackupError(f"refusing to restore: no backup of {where} passed verification ({found}). "
-                      f"Take and verify one (ansible-playbook playbooks/backup.yml), or name a backup "
-                      f"explicitly with -e restore_path=<dir> (its checksums are still verified first)")
+    raise BackupError(f"refusing to restore: no backup of {where} passed verification ({found})."
+                      + (f" {remedy}" if remedy else ""))

@@ -18,6 +18,7 @@ import subprocess
 import threading
 
 from ansible.module_utils.pg_connection import connection_params
+from ansible.module_utils.redaction import MASK
 
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
@@ -102,7 +103,7 @@ def libpq_env(params: dict, *, dbname: str | None = None, application: str = "re
 def scrub(text: str, env: dict) -> str:
     """Program output with the password removed, should a program ever echo it."""
     password = env.get("PGPASSWORD")
-    return text.replace(password, "********") if password else text
+    return text.replace(password, MASK) if password else text
 
 
 def run_client(argv: list[str], env: dict, *, timeout: float | None = None) -> subprocess.CompletedProcess:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import email.utils
 import json
 import random
-import re
 import time
 from urllib.parse import quote
 
+from ansible.module_utils.redaction import REDACTED, mask_credentials
 from ansible.module_utils.render_in_flight import IN_FLIGHT_STATUSES, in_flight_wait, watch_for_effect
 
 try:
@@ -41,9 +41,6 @@ DEFAULT_BASE_URL = "https://api.render.com/v1"
 PAGE_LIMIT = 100
 USER_AGENT = "render-key-recovery-ansible/0.1"
 
-REDACTED = "<redacted>"
-# Credentials an app may print in its logs: the password of a URL, and psql's PGPASSWORD.
-_LOG_SECRETS = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)|(\bPGPASSWORD=)\S+")
 
 
 class RenderAPIError(Exception):
@@ -68,7 +65,7 @@ class RenderAPIError(Exception):
 
 
 class _Secret:
-    """Holds the API key; prints as <redacted> however it is printed."""
+    """Holds the API key; prints as REDACTED (module_utils/redaction.py) however it is printed."""
 
     __slots__ = ("_value",)
 
@@ -148,13 +145,8 @@ class RenderHTTP:
 
     def scrub(self, text):
         """``text`` (e.g. a log line put into a result) without the API key or any password in
-        a URL or a PGPASSWORD= assignment."""
-        def mask(found):
-            if found.group(3):
-                return found.group(3) + "********"
-            return found.group(1) + "********" + found.group(2)
-
-        return _LOG_SECRETS.sub(mask, self._scrub(text))
+        a URL or a PGPASSWORD= assignment (credentials an app may print in its logs)."""
+        return mask_credentials(self._scrub(text))
 
     def _headers(self, with_body):
         headers = {

@@ -6,6 +6,7 @@ base_url is Render's own, render_http.DEFAULT_BASE_URL (stated nowhere else).
 
 from __future__ import annotations
 
+from ansible.module_utils.redaction import MASK
 from ansible.module_utils.render_api import RenderClient
 from ansible.module_utils.render_http import HAS_REQUESTS, RenderAPIError
 
@@ -50,4 +51,4 @@ def client_from_module(module):
 
 def masked(value):
     """What a diff or a result shows instead of a secret."""
-    return None if value is None else "********"
+    return None if value is None else MASK

@@ -11,6 +11,8 @@ database password nor the API key can reach a report.
 from __future__ import annotations
 
 from ansible.module_utils import app_proof_report as proof
+from ansible.module_utils.redaction import redact
+from ansible.module_utils.run_id import run_id_time
 from ansible.module_utils.run_report_common import (
     CHECKED,
     DONE,
@@ -21,8 +23,6 @@ from ansible.module_utils.run_report_common import (
     SKIPPED,
     _seconds_between,
     dig,
-    redact,
-    run_id_time,
     short_list,
     task_failed,
     task_ran,

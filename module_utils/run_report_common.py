@@ -1,5 +1,6 @@
 """What the run report and the verification report share: the step and check
-words, run ids, redaction of a run's secrets, and reading the results roles leave.
+words and reading the results roles leave (run ids: module_utils/run_id.py; redaction:
+module_utils/redaction.py).
 
 Pure: no I/O, no Ansible.
 """
@@ -16,43 +17,13 @@ FAILED = "failed"
 NOT_REACHED = "not reached"
 CHECKED = "checked (check mode)"
 
-RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
-REDACTED = "[redacted]"
 
 # A run without Render says so wherever a Render step would be.
 RENDER_OFF = "not used: recovery_render is false (no maintenance mode, deploy, health check or credential rotation)"
 
 
-def redact(value, secrets):
-    """value with every occurrence of each non-empty secret replaced, recursively."""
-    secrets = sorted({s for s in (secrets or []) if isinstance(s, str) and s}, key=len, reverse=True)
-    if not secrets:
-        return value
-
-    def walk(item):
-        if isinstance(item, str):
-            for secret in secrets:
-                item = item.replace(secret, REDACTED)
-            return item
-        if isinstance(item, dict):
-            return {walk(k): walk(v) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
-
-
 def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def run_id_time(run_id: str) -> str | None:
-    """The ISO time a run id like 20261124T014249Z names, or None."""
-    try:
-        return utc_iso(datetime.strptime(run_id or "", RUN_ID_FORMAT).replace(tzinfo=UTC))
-    except ValueError:
-        return None
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

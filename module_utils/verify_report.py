@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
+from ansible.module_utils.redaction import redact
+from ansible.module_utils.run_id import run_id_time
 from ansible.module_utils.run_report_common import (
     DONE,
     RENDER_OFF,
     REPORT_VERSION,
     dig,
     md_table,
-    redact,
-    run_id_time,
     short_list,
     task_failed,
     task_ran,
@@ -138,7 +138,7 @@ def _error(result, what: str) -> str:
 def assemble_verify_report(evidence: dict, *, environment: str, host: str, generated_at: str,
                            baseline: dict | None, render_configured: bool, expected_key_type: str = "",
                            accept_foreign_keys: bool = False, secrets=(), inventory: str = "") -> dict:
-    """The verification report; evidence keys: findings (pg_recovery_findings result),
+    """The verification report; evidence keys: findings (pg_investigation result),
     findings_error (why it was not run), plan (pg_convert_keys check-mode result), gate
     (pg_backup_gate result), service (render_service result), health (uri result)."""
     ev = dict(evidence or {})

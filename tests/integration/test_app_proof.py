@@ -54,7 +54,7 @@ def run_entry(tmp_path, entry: str, server, key: str, *, check=False, verbosity=
                                         tmp_path / f"{name}-result.json")
     playbook.write_text(ENTRY_PLAY)
     variables = {"entry": entry, "result_file": str(result_file), "app_deploy_service_id": more.pop("service"),
-                 "app_deploy_api_key": key, "app_deploy_api_base_url": server.base_url,
+                 "render_api_key": key, "render_api_base_url": server.base_url,
                  "app_deploy_health_delay": 0, "app_deploy_health_retries": 2,
                  "app_deploy_maintenance_check_delay": 0, "app_deploy_maintenance_check_retries": 2,
                  "app_deploy_smoke_headers": {"Authorization": f"Bearer {TOKEN}"}, **more}

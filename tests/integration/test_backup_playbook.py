@@ -212,8 +212,8 @@ def test_a_failing_render_export_is_a_warning_never_a_failed_backup(request, pg_
                                             [{"status": 403}] * 5)
         result = pb(str(play), url, verbosity=3, extra={
             "backup_run_id": "e1", "backup_render_export": True,
-            "backup_render_postgres_id": names["postgres"], "backup_render_api_key": key,
-            "backup_render_api_base_url": server.base_url})
+            "backup_render_postgres_id": names["postgres"], "render_api_key": key,
+            "render_api_base_url": server.base_url})
     assert result.rc == 0, result.output[-4000:]
     assert "WARNING: Render's own export of " + names["postgres"] + " failed (" in result.output
     assert "is unaffected and remains the one the conversion depends on" in result.output

@@ -36,8 +36,6 @@ PLAY = """
       ansible.builtin.include_role:
         name: credential_rotation
       vars:
-        credential_rotation_api_key: "{{{{ render_api_key }}}}"
-        credential_rotation_api_base_url: "{{{{ render_api_base_url }}}}"
         credential_rotation_postgres_id: "{{{{ render_postgres_id }}}}"
         credential_rotation_database_url: "{{{{ recovery_database_url }}}}"
         credential_rotation_poll_interval: 1

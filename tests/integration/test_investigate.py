@@ -7,7 +7,7 @@ import stat
 
 import psycopg2
 import pytest
-from ansible.module_utils.findings_report import REFERENCING_SHOWN
+from ansible.module_utils.investigation_report import REFERENCING_SHOWN
 
 from tests.playbook_runner import run_playbook
 

@@ -162,7 +162,7 @@ def test_partitioned_table_reports_its_partitions_size(partitioned):
 
 
 def _investigate(reader, **kwargs):
-    from ansible.module_utils.key_findings import investigate
+    from ansible.module_utils.investigation import investigate
 
     return investigate(reader, schemas=["public", "Billing"], source_types=["uuid"],
                        expected_type="character varying(36)", long_transaction_seconds=60, **kwargs)

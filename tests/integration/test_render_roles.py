@@ -47,8 +47,8 @@ def run_role(tmp_path, role: str, role_vars: dict, *, verbosity=0, name="role"):
 
 
 def role_vars(prefix: str, server, service_id: str, key: str, **more) -> dict:
-    return {f"{prefix}_service_id": service_id, f"{prefix}_api_key": key,
-            f"{prefix}_api_base_url": server.base_url, **more}
+    return {f"{prefix}_service_id": service_id, "render_api_key": key,
+            "render_api_base_url": server.base_url, **more}
 
 
 LEAKY_PRE_DEPLOY = ("echo 'FATAL: could not connect to postgresql://app:hunter2pw@db.internal/app' >&2; "

@@ -96,3 +96,11 @@ def test_url_error_says_why_without_raising_or_echoing(bad, message):
     reason = FILTERS["database_url_error"](bad)
     assert message in reason and "topsecret" not in reason
     assert FILTERS["database_url_error"](URL) == ""
+
+
+def test_the_url_mask_is_the_one_mask_of_redaction():
+    # pg_url.py spells it out (its filter loads it alone); redaction.py is its home.
+    from ansible.module_utils.pg_url import MASK as URL_MASK
+    from ansible.module_utils.redaction import MASK
+
+    assert URL_MASK == MASK

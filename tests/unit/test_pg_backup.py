@@ -185,7 +185,7 @@ def test_restore_candidate_prefers_restore_verified_and_never_takes_an_unverifie
     with pytest.raises(BackupError, match=r"refusing to restore: no backup of app on db\.example:5432 under "
                                           r".*/env passed verification \(never: never verified; failed: its "
                                           r"verification failed\)\. Take and verify one"):
-        restore_candidate(str(tmp_path / "n"), "env", IDENTITY)
+        restore_candidate(str(tmp_path / "n"), "env", IDENTITY, "Take and verify one.")
     with pytest.raises(BackupError, match=r"no backup of app on db\.example:5432 under"):
         restore_candidate(str(tmp_path / "empty"), "env", IDENTITY)
 
@@ -305,12 +305,12 @@ def test_gate_rechecks_checksums_and_a_record_binds_to_its_manifest(tmp_path):
     assert passed is None and "verified at no level" in reasons[0]
 
 
-def test_gate_message_names_the_run_inventory_or_says_your_inventory():
-    message = gate_message(IDENTITY, "-i inventories/acc", ["a", "b"], "restore")
+def test_gate_message_ends_with_the_callers_command_or_names_none():
+    message = gate_message(IDENTITY, "ansible-playbook playbooks/backup.yml -i inventories/acc", ["a", "b"], "restore")
     assert message.startswith("no verified backup of app on db.example:5432 lets this change run (a; b)")
     assert message.endswith("ansible-playbook playbooks/backup.yml -i inventories/acc")
-    # Never a path guessed from the host or environment name.
-    assert gate_message(IDENTITY, "", [], "restore").endswith("playbooks/backup.yml -i <your inventory>")
+    # The command is the role's (roles/backup/tasks/gate.yml composes it); none guessed here.
+    assert gate_message(IDENTITY, "", [], "restore").endswith("Make one, verified at level restore.")
 
 
 def test_schema_difference_names_objects():

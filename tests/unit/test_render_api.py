@@ -245,7 +245,7 @@ def test_scrub_masks_the_key_and_passwords_in_log_lines():
     c, _, _ = client({})
     line = (f"connect postgresql://app:pa%2Fss@db:5432/x failed; key {KEY}; "
             "PGPASSWORD=hunter2 psql -h db; see https://example.com/a@b")
-    assert c.scrub(line) == ("connect postgresql://app:********@db:5432/x failed; key <redacted>; "
+    assert c.scrub(line) == ("connect postgresql://app:********@db:5432/x failed; key [redacted]; "
                              "PGPASSWORD=******** psql -h db; see https://example.com/a@b")
     assert c.scrub(None) == ""
 

@@ -1,15 +1,15 @@
 """The verification report (playbooks/verify.yml, roles/verify) from the probes' results,
 without a server: the FK baseline rules, every check's status, and that no secret ever
-reaches a report; and the verify_report module's reading and pruning of earlier reports."""
+reaches a report; and the reading and pruning of earlier reports (module_utils/verify_history.py)."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 
 import pytest
+from ansible.module_utils import verify_history
 from ansible.module_utils.verify_report import (
     assemble_verify_report,
     compare_foreign_keys,
@@ -25,7 +25,6 @@ from tests.unit.test_run_report import (
     BACKUP,
     FKS,
     PASSWORD,
-    ROOT,
     RUN_ID,
     SECRETS,
     URL,
@@ -214,17 +213,7 @@ def test_no_secret_in_a_verification_report():
     assert_no_secret(report, render_verify_markdown(report), verify_summary(report))
 
 
-# ----------------------------------------------------------------------------- the module
-
-LIBRARY = os.path.join(ROOT, "library")
-
-
-def load_module():
-    spec = importlib.util.spec_from_file_location("library_verify_report", os.path.join(LIBRARY, "verify_report.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+# ----------------------------------------------------------------------------- the reports it reads
 
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -232,8 +221,8 @@ def write(path, data):
         json.dump(data, handle)
 
 
-def test_the_module_finds_the_newest_successful_conversion_and_clean_verification(tmp_path):
-    module = load_module()
+def test_the_history_finds_the_newest_successful_conversion_and_clean_verification(tmp_path):
+    module = verify_history
     host = tmp_path / "production"
     write(str(host / "20261120T000000Z" / "conversion.json"), CONVERSION)
     write(str(host / "20261120T000000Z" / "findings.json"), findings())
@@ -250,8 +239,8 @@ def test_the_module_finds_the_newest_successful_conversion_and_clean_verificatio
     assert module.last_clean_verification(str(host))["run_id"] == "verify-20261123T000000Z"
 
 
-def test_the_module_prunes_the_oldest_verify_reports_only(tmp_path):
-    module = load_module()
+def test_the_history_prunes_the_oldest_verify_reports_only(tmp_path):
+    module = verify_history
     for day in range(1, 6):
         for ext in (".json", ".md"):
             (tmp_path / f"verify-202611{day:02d}T000000Z{ext}").write_text("{}")

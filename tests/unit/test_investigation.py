@@ -1,7 +1,7 @@
 """Row counts and rewrite size over partitions, and the per-key FK list in findings.md."""
 
-from ansible.module_utils.findings_report import REFERENCING_SHOWN, referencing_line
-from ansible.module_utils.key_findings import conversion_seconds, row_counts, tables_to_rewrite
+from ansible.module_utils.investigation import conversion_seconds, row_counts, tables_to_rewrite
+from ansible.module_utils.investigation_report import REFERENCING_SHOWN, referencing_line
 
 MB = 1024 * 1024
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: pg_recovery_findings
+module: pg_investigation
 short_description: Investigate a PostgreSQL database whose key column types drifted from the app's models
 description:
   - Reads the catalog only, inside one READ ONLY transaction, and reports what a key-type
@@ -81,7 +81,7 @@ author: render-key-recovery maintainers
 
 EXAMPLES = r"""
 - name: Investigate the production database
-  pg_recovery_findings:
+  pg_investigation:
     database_url: "{{ recovery_database_url }}"
     alembic_versions_dir: "{{ app_checkout }}/migrations/versions"
   no_log: true
@@ -106,8 +106,8 @@ report_markdown:
 from ansible.module_utils import pg_connection
 from ansible.module_utils.alembic_history import HistoryError, parse_versions_dir
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.findings_report import render_markdown
-from ansible.module_utils.key_findings import investigate
+from ansible.module_utils.investigation import investigate
+from ansible.module_utils.investigation_report import render_markdown
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
