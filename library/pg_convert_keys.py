@@ -42,11 +42,41 @@ options:
         run's connection closes, in the middle of a statement too.
     type: int
     default: 0
+  mode:
+    description:
+      - C(offline) converts in one transaction holding ACCESS EXCLUSIVE locks for about one rewrite of the tables
+        (the app in maintenance mode).
+      - C(online) expands while the app runs (shadow columns of the target type kept equal by a trigger, backfilled
+        in batches, their indexes built concurrently, a validated check proving them equal), then swaps in one short
+        transaction whose statements read no table, then validates FKs and checks and analyzes after it. A table
+        that cannot be done online is refused by name (see I(online_allow_rewrite)). See docs/convert_keys.md.
+    type: str
+    choices: [offline, online]
+    default: offline
+  online_batch_rows:
+    description: Rows per backfill batch (each its own short transaction), in online mode.
+    type: int
+    default: 5000
+  online_batch_pause:
+    description: Seconds to pause between backfill batches, in online mode (gives the app's writes room).
+    type: float
+    default: 0
+  online_allow_rewrite:
+    description: In online mode, rewrite a table that cannot be done online inside the swap, as offline (the plan
+      names it and its size, which the exclusive lock then grows with), instead of refusing.
+    type: bool
+    default: false
+  online_abort:
+    description: Remove what an unfinished online expand added (shadow columns, sync triggers and functions, proof
+      checks, shadow indexes) instead of converting. Needs I(mode=online). After a swap there is nothing to remove.
+    type: bool
+    default: false
 extends_documentation_fragment: [postgres_connection, key_conversion]
 attributes:
   check_mode:
     support: full
-    description: Returns the plan from the catalog alone; no DDL is executed, not even in a rolled-back transaction.
+    description: Returns the plan from the catalog alone (online, its expand, swap and contract phases); no DDL is
+      executed, not even in a rolled-back transaction.
   diff_mode:
     support: full
     description: Column types before and after, and the text of each dependent whose uuid constants are retyped.
@@ -127,6 +157,14 @@ lock_attempts:
   description: Lock timeouts met, each with the sessions that blocked.
   returned: always
   type: list
+mode:
+  description: offline or online, as run.
+  returned: when changed
+  type: str
+backfill:
+  description: Online mode, per table backfilled by this run, rows written, batches and seconds.
+  returned: when changed
+  type: dict
 """
 
 import datetime
@@ -135,6 +173,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.key_conversion_converted import of_target_type
 from ansible.module_utils.key_conversion_lifetime import Deadline, end_with_controller, watched_connect
+from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
+from ansible.module_utils.key_conversion_online_run import abort_online, convert_online, plan_online
 from ansible.module_utils.key_conversion_options import (
     conversion_argument_spec,
     request_from_params,
@@ -176,8 +216,9 @@ def _result(module, plan, **extra):
         module.warn(note)
     counts = {"foreign_keys": len(plan.foreign_keys), "views": len(plan.views),
               "policies": len(plan.policies), "triggers": len(plan.triggers), "rules": len(plan.rules)}
+    rewritten = getattr(plan, "rewritten_tables", None)  # online: only those rewritten inside the swap
     return {"plan": summary, "columns_converted": summary["columns"],
-            "tables_rewritten": [t["relation"] for t in summary["tables"]],
+            "tables_rewritten": [t["relation"] for t in (summary["tables"] if rewritten is None else rewritten)],
             "objects_recreated": counts, **extra}
 
 
@@ -191,16 +232,44 @@ def _diff(plan):
     return {"before": before, "after": after}
 
 
+def _abort(module, conn, p, progress):
+    """online_abort: remove an unfinished online expand (check mode: list it)."""
+    if module.check_mode:
+        try:
+            found = shadow_leftovers(conn, p["schemas"])
+            conn.rollback()
+        except DriverError as exc:
+            refuse(module, f"reading the catalog failed, nothing changed: {str(exc).strip()}")
+        module.exit_json(changed=bool(found), removed=found, executed_sql=[], mode="online", aborted=True)
+    options = run_options_from_params(p, progress=progress)
+    try:
+        outcome = abort_online(conn, options, p["schemas"], progress or (lambda message: None))
+    except ConversionError as exc:
+        refuse(module, str(exc), **exc.details)
+    except DriverError as exc:
+        refuse(module, f"abort failed: {str(exc).strip()}; run it again to finish")
+    module.exit_json(**outcome, mode="online", aborted=True)
+
+
 def main():
     argument_spec = connection_argument_spec() | conversion_argument_spec() | {
         "progress_file": {"type": "path"},
         "run_timeout": {"type": "int", "default": 0},
+        "mode": {"type": "str", "choices": ["offline", "online"], "default": "offline"},
+        "online_batch_rows": {"type": "int", "default": 5000},
+        "online_batch_pause": {"type": "float", "default": 0},
+        "online_allow_rewrite": {"type": "bool", "default": False},
+        "online_abort": {"type": "bool", "default": False},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     try:
         request = request_from_params(p)
+        if p["online_abort"] and p["mode"] != "online":
+            raise ValueError("online_abort removes an online expand: it needs mode online")
+        if p["online_batch_rows"] < 1 or p["online_batch_pause"] < 0:
+            raise ValueError("online_batch_rows must be >= 1 and online_batch_pause >= 0")
     except ValueError as exc:
         refuse(module, str(exc))
 
@@ -217,9 +286,13 @@ def main():
             refuse(module, f"checking for another conversion run failed, nothing changed: {str(exc).strip()}")
         if busy:
             refuse(module, f"{busy}; nothing changed, run again once it has ended")
+        online = p["mode"] == "online"
+        if p["online_abort"]:
+            _abort(module, conn, p, progress)
         if module.check_mode:
             try:
-                planned = plan_only(conn, request)
+                planned = (plan_online(conn, request, allow_rewrite=p["online_allow_rewrite"]) if online
+                           else plan_only(conn, request))
                 converted = of_target_type(CatalogReader(conn), request)  # counted for "already converted"
                 conn.rollback()
             except ValueError as exc:
@@ -240,7 +313,10 @@ def main():
         options = run_options_from_params(p, connect=lambda: watched_connect(p), progress=progress)
         deadline = Deadline(conn, p["run_timeout"])
         try:
-            outcome = convert(conn, request, options)
+            outcome = (convert_online(conn, request, options, batch_rows=p["online_batch_rows"],
+                                      pause_seconds=p["online_batch_pause"],
+                                      allow_rewrite=p["online_allow_rewrite"]) if online
+                       else convert(conn, request, options))
         except ConversionError as exc:
             late = f"not done within run_timeout ({p['run_timeout']} s), cancelled: " if deadline.expired else ""
             refuse(module, late + str(exc), **exc.details)
@@ -255,7 +331,8 @@ def main():
                          fk_count_after=outcome["fk_count_after"], timings=outcome["timings"],
                          executed_sql=outcome["executed_sql"], lock_attempts=outcome["lock_attempts"],
                          post_commit_errors=outcome.get("post_commit_errors", []),
-                         row_counts=outcome.get("row_counts", {}))
+                         row_counts=outcome.get("row_counts", {}), mode=p["mode"],
+                         backfill=outcome.get("backfill", {}))
         if not outcome["changed"]:
             result.update(columns_converted=[], tables_rewritten=[],
                           objects_recreated=dict.fromkeys(result["objects_recreated"], 0))

@@ -103,7 +103,7 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
         _rollback_quietly(conn)
 
 
-def _finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[str]]:
+def finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[str]]:
     """Steps an earlier run committed to doing after its COMMIT and did not
     finish (it died, or a step failed): run them now; (executed, errors)."""
     try:
@@ -118,10 +118,10 @@ def _finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[st
     say(f"finishing {len(entries)} steps an earlier run left for after its commit")
     # auto sizes from a plan's largest index; a list left by a dead run has no plan: a moderate fixed size.
     memory = options.maintenance_work_mem if options.maintenance_work_mem != "auto" else "256MB"
-    return _run_recorded(conn, entries, [], options, memory, say)
+    return run_recorded(conn, entries, [], options, memory, say)
 
 
-def _run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: str,
+def run_recorded(conn, entries, deferred_indexes, options: RunOptions, memory: str,
                   say) -> tuple[list[str], list[str]]:
     """Run recorded after-commit steps, each deleting its row when done; then
     check the deferred indexes against their captured definitions and drop
@@ -159,7 +159,7 @@ def _convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
     conn.rollback()
     conn.autocommit = False
     with _phases(options.timings)("earlier_run"):
-        leftover_done, leftover_errors = _finish_leftover(conn, options, say)
+        leftover_done, leftover_errors = finish_leftover(conn, options, say)
     try:
         return _convert_now(conn, request, options, say, leftover_done, leftover_errors)
     except ConversionError as exc:
@@ -201,32 +201,9 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
                                       {"post_commit_errors": leftover_errors, "executed_sql": leftover_done})
             conn.rollback()
         with phase("lock_wait"):
-            _set_local(conn, options, outline)
             say(f"locking {len(outline.lock_relations)} relations (attempt {attempt + 1})")
-            try:
-                _execute(conn, "LOCK TABLE " + ", ".join(outline.lock_relations)
-                         + " IN ACCESS EXCLUSIVE MODE")
-            except Exception as exc:
-                if _sqlstate(exc) not in RETRYABLE_LOCK_FAILURES:
-                    # A statement timeout, a privilege missing on a view: nothing has
-                    # changed yet, and retrying would not help.
-                    _rollback_quietly(conn)
-                    raise ConversionError(f"could not lock the {len(outline.lock_relations)} relations, "
-                                          f"nothing changed: {str(exc).strip()}",
-                                          {"lock_attempts": lock_attempts}) from None
-                conn.rollback()
-                holders = reader.lock_holders(outline.lock_relations)
-                conn.rollback()
-                lock_attempts.append({"attempt": attempt + 1, "blocked_by": holders})
-                if attempt == options.lock_retries:
-                    raise ConversionError(
-                        f"could not lock {len(outline.lock_relations)} relations within "
-                        f"{options.lock_timeout_ms} ms after {attempt + 1} attempts; blocking sessions: "
-                        + "; ".join(f"pid {h['pid']} ({h['user']}, {h['state']}) holds {h['mode']} on "
-                                    f"{h['relation']}: {h['query']}" for h in holders),
-                        {"lock_attempts": lock_attempts}) from None
-                delay = options.retry_base_seconds * 2 ** attempt
-                options.sleep(delay + random.uniform(0, delay))  # noqa: S311 -- jitter, not crypto
+            if not take_locks(conn, reader, outline.lock_relations, options, attempt, lock_attempts,
+                              memory_setting(options, outline)):
                 continue
         locked_at = time.monotonic()
         with phase("plan"):
@@ -296,10 +273,10 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
 
     with phase("post_commit"):
         if recorded:
-            done, post_errors = _run_recorded(conn, recorded, plan.deferred_indexes, options,
-                                              _memory(options, plan), say)
+            done, post_errors = run_recorded(conn, recorded, plan.deferred_indexes, options,
+                                              memory_setting(options, plan), say)
         else:
-            done, post_errors = run_after_commit(conn, plan.post_commit_steps, memory=_memory(options, plan),
+            done, post_errors = run_after_commit(conn, plan.post_commit_steps, memory=memory_setting(options, plan),
                                                  say=say, connect=options.connect, workers=_workers(options))
         executed = leftover_done + executed + done
         try:
@@ -317,6 +294,42 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
             "row_counts": before["counts"]}
 
 
+def take_locks(conn, reader, relations: list[str], options: RunOptions, attempt: int, lock_attempts: list,
+               memory: str) -> bool:
+    """LOCK every relation IN ACCESS EXCLUSIVE MODE in one statement (all or
+    none) with the run's lock_timeout, in the caller's transaction. True when
+    held; False when the caller should try again (after the backoff slept here,
+    the blocking sessions recorded in lock_attempts); ConversionError when not."""
+    _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
+             "set_config('maintenance_work_mem', %s, true)",
+             (f"{options.lock_timeout_ms}ms", f"{options.statement_timeout_ms}ms", memory))
+    try:
+        _execute(conn, "LOCK TABLE " + ", ".join(relations) + " IN ACCESS EXCLUSIVE MODE")
+        return True
+    except Exception as exc:
+        if _sqlstate(exc) not in RETRYABLE_LOCK_FAILURES:
+            # A statement timeout, a privilege missing on a view: nothing has
+            # changed yet, and retrying would not help.
+            _rollback_quietly(conn)
+            raise ConversionError(f"could not lock the {len(relations)} relations, "
+                                  f"nothing changed: {str(exc).strip()}",
+                                  {"lock_attempts": lock_attempts}) from None
+    conn.rollback()
+    holders = reader.lock_holders(relations)
+    conn.rollback()
+    lock_attempts.append({"attempt": attempt + 1, "blocked_by": holders})
+    if attempt == options.lock_retries:
+        raise ConversionError(
+            f"could not lock {len(relations)} relations within "
+            f"{options.lock_timeout_ms} ms after {attempt + 1} attempts; blocking sessions: "
+            + "; ".join(f"pid {h['pid']} ({h['user']}, {h['state']}) holds {h['mode']} on "
+                        f"{h['relation']}: {h['query']}" for h in holders),
+            {"lock_attempts": lock_attempts})
+    delay = options.retry_base_seconds * 2 ** attempt
+    options.sleep(delay + random.uniform(0, delay))  # noqa: S311 -- jitter, not crypto
+    return False
+
+
 def _rollback_quietly(conn) -> None:
     """Roll back; a dead connection has rolled back already (the server aborts
     an unfinished transaction when its backend goes away)."""
@@ -329,20 +342,13 @@ def _execute(conn, statement, params=None):
         cur.execute(statement, params)
 
 
-def _memory(options: RunOptions, plan) -> str:
+def memory_setting(options: RunOptions, plan) -> str:
     return plan.maintenance_work_mem if options.maintenance_work_mem == "auto" else options.maintenance_work_mem
 
 
 def _workers(options: RunOptions) -> int:
     """Connections for the work after COMMIT: more only where connect() can open them."""
     return options.after_commit_workers if options.connect else 1
-
-
-def _set_local(conn, options: RunOptions, plan) -> None:
-    memory = _memory(options, plan)
-    _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
-             "set_config('maintenance_work_mem', %s, true)",
-             (f"{options.lock_timeout_ms}ms", f"{options.statement_timeout_ms}ms", memory))
 
 
 def _set_application_name(conn, name: str) -> None:

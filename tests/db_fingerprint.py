@@ -84,9 +84,12 @@ TYPES_QUERY = """
        AND c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped"""
 
 
-def fingerprint(url: str, *, extended: bool = False) -> dict:
+def fingerprint(url: str, *, extended: bool = False, column_order: bool = True) -> dict:
     """{'catalog': {...}, 'content': {table: md5}, 'types': {column: type}};
-    extended adds EXTENDED_QUERIES to the catalog."""
+    extended adds EXTENDED_QUERIES to the catalog. Without column_order, rows
+    are hashed as JSON objects (keys sorted), so a column that moved to the end
+    of its table (the online conversion's) hashes the same."""
+    row = "t::text" if column_order else "to_jsonb(t)::text"
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
@@ -102,7 +105,7 @@ def fingerprint(url: str, *, extended: bool = False) -> dict:
                        'pg_toast') AND (c.relkind <> 'm' OR c.relispopulated) ORDER BY 1""")
             content = {}
             for (relation,) in cur.fetchall():
-                cur.execute(f"SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')), "
+                cur.execute(f"SELECT md5(coalesce(string_agg({row}, E'\\n' ORDER BY {row}), '')), "
                             f"count(*) FROM {relation} t")
                 content[relation] = cur.fetchone()
             cur.execute(TYPES_QUERY)

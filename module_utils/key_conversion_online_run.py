@@ -1,0 +1,270 @@
+"""Run an online key conversion: expand while the app runs, one short swap,
+contract after it; or abort, removing what an expand added.
+
+Before the swap commits, the app works on the old columns (the shadows are
+extra columns it never names); after, on the new ones. The swap is catalog
+work only: its statements and checks read no table, so its exclusive lock does
+not grow with the row count. What follows the swap (FK and check validation,
+ANALYZE, indexes that could not be built before it) is recorded in the same
+durable list as the offline mode's work after COMMIT, inside the swap's
+transaction, and a re-run finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+
+from ansible.module_utils import key_conversion_online_backfill as data
+from ansible.module_utils import key_conversion_online_catalog as catalog
+from ansible.module_utils import key_conversion_online_sql as sql
+from ansible.module_utils import key_conversion_pending as pending
+from ansible.module_utils.key_conversion_online_plan import build_online_plan, kept_indexes
+from ansible.module_utils.key_conversion_run import (
+    ConversionError,
+    finish_leftover,
+    memory_setting,
+    run_recorded,
+    take_locks,
+)
+from ansible.module_utils.key_conversion_sql import ident
+from ansible.module_utils.key_conversion_validate import capture, validate
+from ansible.module_utils.pg_catalog import CatalogReader
+
+
+def plan_online(conn, request, *, allow_rewrite: bool):
+    """Check mode: the three phases from the catalog, in a read-only transaction."""
+    conn.rollback()
+    conn.set_session(readonly=True)
+    try:
+        reader = CatalogReader(conn)
+        plan = build_online_plan(reader, request, reader.database_info()["user"], allow_rewrite=allow_rewrite)
+        return {"plan": plan, "fk_count": len(reader.foreign_keys())}
+    finally:
+        conn.rollback()
+        conn.set_session(readonly=False)
+
+
+def _timed(timings: dict, name: str, start: float) -> None:
+    timings[name] = round(timings.get(name, 0) + time.monotonic() - start, 3)
+
+
+def convert_online(conn, request, options, *, batch_rows: int, pause_seconds: float, allow_rewrite: bool) -> dict:
+    """Expand, swap, contract. One run per database at a time (the offline
+    mode's advisory lock). Raises ConversionError: before the swap commits,
+    the old columns are still the app's and a re-run resumes the expand."""
+    conn.rollback()
+    busy = pending.try_lock(conn)
+    if busy:
+        conn.rollback()
+        raise ConversionError(f"{busy}; nothing changed")
+    try:
+        return _convert_online(conn, request, options, batch_rows, pause_seconds, allow_rewrite)
+    finally:
+        with suppress(Exception):  # a lost connection released the lock with its session
+            conn.rollback()
+            pending.unlock(conn)
+            conn.rollback()
+
+
+def _convert_online(conn, request, options, batch_rows, pause_seconds, allow_rewrite) -> dict:
+    say = options.progress or (lambda message: None)
+    timings = options.timings
+    reader = CatalogReader(conn)
+    conn.rollback()
+    conn.autocommit = False
+    start = time.monotonic()
+    leftover_done, leftover_errors = finish_leftover(conn, options, say)
+    _timed(timings, "earlier_run", start)
+    start = time.monotonic()
+    user = reader.database_info()["user"]
+    plan = build_online_plan(reader, request, user, allow_rewrite=allow_rewrite)
+    fk_count = len(reader.foreign_keys())
+    conn.rollback()
+    _timed(timings, "plan", start)
+    result = {"plan": plan, "fk_count_before": fk_count, "fk_count_after": fk_count, "timings": timings,
+              "lock_attempts": [], "executed_sql": list(leftover_done), "post_commit_errors": leftover_errors,
+              "backfill": {}}
+    if plan.refusals:
+        raise ConversionError("refused before any change: " + "; ".join(plan.refusals),
+                              {"refusals": plan.refusals, "plan": plan.summary()})
+    if not plan.needed:
+        timings.setdefault("exclusive_lock", 0.0)
+        return result | {"changed": bool(leftover_done or leftover_errors)}
+    if leftover_errors:
+        raise ConversionError("an earlier run's work after its commit is still unfinished, nothing new was "
+                              "started: " + "; ".join(leftover_errors),
+                              {"post_commit_errors": leftover_errors, "executed_sql": leftover_done})
+    try:
+        start = time.monotonic()
+        _expand(conn, plan, options, batch_rows, pause_seconds, say, result)
+        _timed(timings, "expand", start)
+    except data.ExpandError as exc:
+        raise ConversionError(f"expand stopped, the app still works on the old columns and a re-run goes on "
+                              f"from here: {exc}", {"executed_sql": result["executed_sql"]}) from None
+    return _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say, result)
+
+
+def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None:
+    executed = result["executed_sql"]
+    for number, table in enumerate(plan.tables, 1):
+        rel, done = table.relation, table.expand_done()
+        say(f"expand {number}/{len(plan.tables)}: {rel}")
+        steps = []
+        if not done["columns"]:
+            steps.append(([sql.add_shadow_columns(rel, table.columns, plan.offline.collation)], "shadow columns"))
+        if not done["sync"]:
+            steps.append(([sql.drop_sync_trigger(rel), sql.create_sync_function(table.schema, rel, table.columns),
+                           sql.comment_sync_function(table.schema, rel, table.columns),
+                           *sql.create_sync_trigger(table.schema, rel)], "sync trigger"))
+        if not done["check"]:
+            steps.append(([sql.drop_proof_check(rel), *sql.add_proof_check(rel, table.columns)], "proof check"))
+        for statements, what in steps:
+            data.run_steps(conn, statements, options, what=f"{what} on {rel}")
+            executed += statements
+        if not done["backfill"]:
+            result["backfill"][rel] = data.backfill(conn, table, options, batch_rows=batch_rows,
+                                                    pause_seconds=pause_seconds, say=say)
+            executed.append(f"-- backfill {rel}: {result['backfill'][rel]['rows']} rows in "
+                            f"{result['backfill'][rel]['batches']} batches")
+            # A full scan under SHARE UPDATE EXCLUSIVE: the app reads and writes on.
+            statement = sql.validate_proof_check(rel)
+            data.run_steps(conn, [statement], options, what=f"validating the proof check on {rel}")
+            executed.append(statement)
+        shadows = {c["column"]: c["shadow"] for c in table.columns}
+        for index in table.shadow_indexes:
+            valid = table.state.get("indexes", {}).get(sql.shadow_index(index["bare_name"]))
+            executed += data.build_index(conn, table.schema, rel, index, shadows, valid, say)
+
+
+def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say, result) -> dict:
+    timings, lock_attempts, executed = options.timings, result["lock_attempts"], result["executed_sql"]
+    for attempt in range(options.lock_retries + 1):
+        start = time.monotonic()
+        plan = build_online_plan(reader, request, user, allow_rewrite=allow_rewrite)
+        relations = plan.offline.lock_relations
+        planned_on = catalog.signature(conn, relations)
+        conn.rollback()
+        say(f"swap: locking {len(relations)} relations (attempt {attempt + 1})")
+        locked = take_locks(conn, reader, relations, options, attempt, lock_attempts,
+                            memory_setting(options, plan.offline))
+        _timed(timings, "lock_wait", start)
+        if not locked:
+            continue
+        locked_at = time.monotonic()
+        if catalog.signature(conn, relations) != planned_on:
+            # Someone changed the schema between planning and locking: plan again, under the lock.
+            plan = build_online_plan(reader, request, user, allow_rewrite=allow_rewrite)
+            if set(plan.offline.lock_relations) - set(relations):
+                conn.rollback()
+                lock_attempts.append({"attempt": attempt + 1, "replanned": True})
+                continue
+        _timed(timings, "swap_replan", locked_at)
+        unfinished = [f"{t.relation}: {step}" for t in plan.tables for step, ok in t.expand_done().items() if not ok]
+        if plan.refusals or unfinished:
+            conn.rollback()
+            raise ConversionError("refused at the swap, nothing swapped: "
+                                  + "; ".join(plan.refusals + [f"expand unfinished on {u}" for u in unfinished]),
+                                  {"refusals": plan.refusals, "executed_sql": executed})
+        break
+    else:
+        raise ConversionError("the schema kept changing while we planned the swap; try again later",
+                              {"lock_attempts": lock_attempts})
+    statement = None
+    try:
+        start = time.monotonic()
+        before = capture(reader, plan.offline, count_rows=False)
+        before["dependents"] = {d for d in before["dependents"] if d[1] != sql.PROOF_CHECK}
+        prebuilt = {ix["name"]: ix["definition"] for t in plan.tables for ix in t.shadow_indexes}
+        for statement in plan.swap_sql:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+            executed.append(statement)
+        statement = None
+        _timed(timings, "swap_statements", start)
+        start = time.monotonic()
+        recorded = pending.record(conn, plan.contract_steps)
+        differences = validate(reader, plan.offline, before)
+        built = reader.index_definitions(list(prebuilt))
+        differences += [f"index {name} is {built.get(name)!r} after the swap, was {definition!r}"
+                        for name, definition in prebuilt.items() if built.get(name) != definition]
+        if differences:
+            conn.rollback()
+            raise ConversionError("validation failed, the swap rolled back (the expand stays): "
+                                  + "; ".join(differences), {"differences": differences, "executed_sql": executed})
+        _timed(timings, "swap_validate", start)
+        conn.commit()
+    except ConversionError:
+        raise
+    except Exception as exc:
+        with suppress(Exception):
+            conn.rollback()
+        raise ConversionError(f"the swap rolled back after an error (the expand stays): {str(exc).strip()}"
+                              + (f"; the statement was: {statement}" if statement else ""),
+                              {"executed_sql": executed, "failed_statement": statement}) from None
+    timings["exclusive_lock"] = round(time.monotonic() - locked_at, 3)
+    timings["swap"] = timings["exclusive_lock"]
+    say(f"swap committed after {timings['exclusive_lock']} s under the exclusive lock; contract")
+    start = time.monotonic()
+    kept = {ix["name"] for ix in kept_indexes(plan.offline, plan.tables)}
+    later = [ix for ix in plan.offline.deferred_indexes if ix["name"] not in kept]
+    done, errors = run_recorded(conn, recorded, later, options, memory_setting(options, plan.offline), say)
+    executed += done
+    try:
+        result["fk_count_after"] = len(reader.foreign_keys())
+    except Exception as exc:  # committed already: report, never claim a rollback
+        errors.append(f"counting foreign keys after the swap: {str(exc).strip()}")
+        result["fk_count_after"] = None
+    with suppress(Exception):
+        conn.rollback()
+    _timed(timings, "contract", start)
+    timings["post_commit"] = timings["contract"]
+    return result | {"changed": True, "plan": plan, "post_commit_errors": result["post_commit_errors"] + errors}
+
+
+def abort_online(conn, options, schemas: list[str], say) -> dict:
+    """Remove what an online expand added (before its swap): sync triggers,
+    proof checks, shadow indexes, shadow columns, sync functions."""
+    conn.rollback()
+    busy = pending.try_lock(conn)
+    if busy:
+        conn.rollback()
+        raise ConversionError(f"{busy}; nothing changed")
+    executed = []
+    try:
+        found = catalog.shadow_leftovers(conn, schemas)
+        conn.rollback()
+        for item in found:
+            if "function" in item:
+                statements = [f"DROP FUNCTION IF EXISTS {item['function']}"]
+                data.run_steps(conn, statements, options, what=f"dropping {item['function']}")
+                executed += statements
+                continue
+            rel = item["relation"]
+            statements = [sql.drop_sync_trigger(rel), sql.drop_proof_check(rel)]
+            data.run_steps(conn, statements, options, what=f"removing the sync trigger and check of {rel}")
+            executed += statements
+            for index in item["indexes"]:
+                statement = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
+                conn.rollback()
+                conn.autocommit = True
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(statement)
+                finally:
+                    conn.autocommit = False
+                executed.append(statement)
+            if item["columns"]:
+                statement = f"ALTER TABLE {rel} " + ", ".join(f"DROP COLUMN IF EXISTS {ident(c)}"
+                                                             for c in item["columns"])
+                data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}")
+                executed.append(statement)
+            say(f"aborted the online expand on {rel}")
+    except data.ExpandError as exc:
+        raise ConversionError(f"abort stopped (run it again to finish): {exc}", {"executed_sql": executed}) from None
+    finally:
+        with suppress(Exception):
+            conn.rollback()
+            pending.unlock(conn)
+            conn.rollback()
+    return {"changed": bool(executed), "executed_sql": executed, "removed": found}
