@@ -2,6 +2,8 @@
 owner: the same result as the offline mode, the app writing throughout, check
 mode planning the three phases, abort, and a re-run after an interrupted expand."""
 
+import os
+
 import psycopg2
 import pytest
 from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
@@ -9,8 +11,12 @@ from ansible.module_utils.key_conversion_online_run import abort_online, convert
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert
 
+from tests.alembic_runner import alembic
 from tests.db_fingerprint import fingerprint
 from tests.faults.app_writer import AppWriter
+from tests.playbook_runner import run_playbook
+
+VERSIONS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "demoapp", "migrations", "versions")
 
 
 def _options(**extra):
@@ -101,3 +107,34 @@ def test_abort_removes_an_unfinished_expand_and_a_rerun_converts(broken_db):
     conn.close()
     assert fingerprint(broken_db, column_order=False) == before
     assert _online(broken_db)["changed"]
+
+
+def test_playbook_online_mode_plans_three_phases_then_converts_and_alembic_reaches_head(broken_db, tmp_path):
+    extra = {"recovery_database_url": broken_db, "convert_keys_report_dir": str(tmp_path / "reports"),
+             "investigate_alembic_versions_dir": VERSIONS_DIR, "convert_keys_require_backup": False,
+             "convert_keys_mode": "online"}
+    before = fingerprint(broken_db)
+    planned = run_playbook("playbooks/convert.yml", extra, check=True, verbosity=1)
+    assert planned.rc == 0, planned.output[-3000:]
+    assert "mode: online; expand 48 tables" in planned.output
+    assert '"contract"' in planned.output and '"swap"' in planned.output
+    assert fingerprint(broken_db) == before
+
+    converted = run_playbook("playbooks/convert.yml", extra, verbosity=3)
+    assert converted.rc == 0, converted.output[-3000:]
+    assert "(online)" in converted.output
+    assert psycopg2.extensions.parse_dsn(broken_db)["password"] not in converted.output
+    again = run_playbook("playbooks/convert.yml", extra)
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.output[-3000:]
+    reset = run_playbook("playbooks/alembic_reset.yml", extra)
+    assert reset.rc == 0, reset.output[-3000:]
+    upgraded = alembic(broken_db, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+
+
+def test_abort_needs_online_mode_and_changes_nothing_without_it(broken_db, tmp_path):
+    refused = run_playbook("playbooks/convert.yml", {"recovery_database_url": broken_db,
+                                                     "convert_keys_online_abort": True,
+                                                     "convert_keys_require_backup": False})
+    assert refused.rc != 0
+    assert "convert_keys_online_abort only with convert_keys_mode online" in refused.output
