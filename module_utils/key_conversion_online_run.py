@@ -170,6 +170,7 @@ def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say,
     else:
         raise ConversionError("the schema kept changing while we planned the swap; try again later",
                               {"lock_attempts": lock_attempts})
+    say(f"swap: {len(plan.swap_sql)} statements under the lock")
     statement = None
     try:
         start = time.monotonic()
