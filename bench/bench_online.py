@@ -9,7 +9,7 @@ each size converts two identical copies of it (CREATE DATABASE ... TEMPLATE):
 
   offline  convert() with the module's defaults (ConversionRequest(), RunOptions())
   online   convert_online() with the module's defaults: batches of 5000 rows, no
-           pause, no rewrite allowed inside the swap
+           pause, no rewrite allowed inside the swap, lock_timeout 1000 ms
 
 A writer process (its own connection, as the app) inserts a user and updates a
 document in one short transaction after another, from before the conversion
@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_convert as bc  # its import sets up sys.path and ansible.module_utils for us
 import psycopg2
+import yaml
 from ansible.module_utils.key_conversion_online_run import convert_online
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import RunOptions, plan_only
@@ -51,8 +52,9 @@ from ansible.module_utils.key_conversion_run import RunOptions, plan_only
 from demoapp import fixture
 from localenv import cluster as pg
 
-# pg_convert_keys' defaults for mode=online (online_batch_rows, online_batch_pause, online_allow_rewrite).
-ONLINE_BATCH_ROWS, ONLINE_PAUSE, ONLINE_ALLOW_REWRITE = 5000, 0.0, False
+# pg_convert_keys' defaults for mode=online: online_batch_rows, online_batch_pause,
+# online_allow_rewrite and online_lock_timeout (in place of lock_timeout, in ms).
+ONLINE = {"batch_rows": 5000, "batch_pause": 0.0, "allow_rewrite": False, "lock_timeout": 1000}
 MODES = ("offline", "online")
 WRITER_EMAIL = "@bench-online.writer"
 LOCK_TARGET, STALL_TARGET, TOTAL_RATIO_TARGET = 2.0, 3.0, 3.0
@@ -122,6 +124,8 @@ class Writer:
         if self._process.is_alive():
             self._process.terminate()
             raise RuntimeError("the writer did not stop within 120 s")
+        if self._process.exitcode != 0:
+            raise RuntimeError(f"the writer died (exit code {self._process.exitcode}); its traceback is above")
         with open(self.log_path, encoding="utf-8") as log:
             logged = json.load(log)
         return logged["writes"], logged["errors"]
@@ -138,9 +142,9 @@ def run_offline(url: str) -> dict:
 def run_online(url: str) -> dict:
     conn = psycopg2.connect(url)
     start = time.monotonic()
-    outcome = convert_online(conn, ConversionRequest(), RunOptions(connect=lambda: psycopg2.connect(url)),
-                             batch_rows=ONLINE_BATCH_ROWS, pause_seconds=ONLINE_PAUSE,
-                             allow_rewrite=ONLINE_ALLOW_REWRITE)
+    options = RunOptions(connect=lambda: psycopg2.connect(url), lock_timeout_ms=ONLINE["lock_timeout"])
+    outcome = convert_online(conn, ConversionRequest(), options, batch_rows=ONLINE["batch_rows"],
+                             pause_seconds=ONLINE["batch_pause"], allow_rewrite=ONLINE["allow_rewrite"])
     total = time.monotonic() - start
     conn.close()
     assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]
@@ -234,10 +238,14 @@ def print_table(size: dict, rounds: int) -> None:
         print(f"{label:<28}{offline[key]:>12{fmt}}{online[key]:>12{fmt}}{shown}")
     timings = online["timings"]
     print(f"online phases s: expand {timings.get('expand', 0)} (backfill {online['backfill_rows']:.0f} rows in "
-          f"{online['backfill_s']:.1f}), lock wait {timings.get('lock_wait', 0)}, swap {timings.get('swap', 0)}, "
-          f"contract {timings.get('contract', 0)}")
+          f"{online['backfill_s']:.1f}), planning + lock wait {timings.get('lock_wait', 0)} (failed lock attempts "
+          f"{online['lock_attempts']:.0f}), swap {timings.get('swap', 0)}, contract {timings.get('contract', 0)}")
     timings = offline["timings"]
     print("offline phases s: " + ", ".join(f"{phase} {seconds}" for phase, seconds in timings.items()))
+    for mode in MODES:
+        samples = sorted({e for r in size["rounds"] for e in r[mode]["error_samples"]})
+        if samples:
+            print(f"{mode} writer errors (each write retried until committed): {'; '.join(samples[:3])}")
 
 
 def verdicts(sizes: list[dict]) -> list[tuple[str, bool]]:
@@ -298,10 +306,15 @@ def main() -> int:
 
     defaults, workers = bc.role_defaults()
     module_defaults = {lever: getattr(ConversionRequest, lever) for lever in bc.LEVERS}
-    print(f"module defaults: {module_defaults}, after-commit workers {RunOptions.after_commit_workers}; online "
-          f"batch_rows {ONLINE_BATCH_ROWS}, pause {ONLINE_PAUSE:g} s, allow_rewrite {ONLINE_ALLOW_REWRITE}")
+    print(f"module defaults: {module_defaults}, after-commit workers {RunOptions.after_commit_workers}, "
+          f"lock_timeout {RunOptions.lock_timeout_ms} ms; online {ONLINE}")
     if (defaults, workers) != (module_defaults, RunOptions.after_commit_workers):
         print(f"NOTE: the role's defaults differ: {defaults}, after-commit workers {workers}")
+    with open(os.path.join(bc.ROOT, "roles", "convert_keys", "defaults", "main.yml"), encoding="utf-8") as handle:
+        role = yaml.safe_load(handle)
+    role_online = {key: role.get(f"convert_keys_online_{key}") for key in ONLINE}
+    if role_online != ONLINE:
+        print(f"NOTE: the role's online defaults differ: {role_online}")
     sizes = []
     cluster = pg.create()
     try:
@@ -331,7 +344,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"sizes": sizes, "targets": [{"target": line, "met": met} for line, met in lines],
-                       "online": {"batch_rows": ONLINE_BATCH_ROWS, "pause_seconds": ONLINE_PAUSE}},
+                       "online": ONLINE},
                       handle, indent=2, default=str)
         print(f"figures written to {args.json}")
     return 0 if all(met for _, met in lines) else 1

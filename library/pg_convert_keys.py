@@ -61,6 +61,13 @@ options:
     description: Seconds to pause between backfill batches, in online mode (gives the app's writes room).
     type: float
     default: 0
+  online_lock_timeout:
+    description:
+      - In online mode, milliseconds each brief lock (adding the shadows, the swap's exclusive locks) may wait, in
+        place of I(lock_timeout); retried I(lock_retries) times with backoff. While such a request waits, the app's
+        queries on that table queue behind it, so it is short.
+    type: int
+    default: 1000
   online_allow_rewrite:
     description: In online mode, rewrite a table that cannot be done online inside the swap, as offline (the plan
       names it and its size, which the exclusive lock then grows with), instead of refusing.
@@ -242,6 +249,7 @@ def _abort(module, conn, p, progress):
             refuse(module, f"reading the catalog failed, nothing changed: {str(exc).strip()}")
         module.exit_json(changed=bool(found), removed=found, executed_sql=[], mode="online", aborted=True)
     options = run_options_from_params(p, progress=progress)
+    options.lock_timeout_ms = p["online_lock_timeout"]
     try:
         outcome = abort_online(conn, options, p["schemas"], progress or (lambda message: None))
     except ConversionError as exc:
@@ -259,6 +267,7 @@ def main():
         "online_batch_rows": {"type": "int", "default": 5000},
         "online_batch_pause": {"type": "float", "default": 0},
         "online_allow_rewrite": {"type": "bool", "default": False},
+        "online_lock_timeout": {"type": "int", "default": 1000},
         "online_abort": {"type": "bool", "default": False},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -268,8 +277,8 @@ def main():
         request = request_from_params(p)
         if p["online_abort"] and p["mode"] != "online":
             raise ValueError("online_abort removes an online expand: it needs mode online")
-        if p["online_batch_rows"] < 1 or p["online_batch_pause"] < 0:
-            raise ValueError("online_batch_rows must be >= 1 and online_batch_pause >= 0")
+        if p["online_batch_rows"] < 1 or p["online_batch_pause"] < 0 or p["online_lock_timeout"] <= 0:
+            raise ValueError("online_batch_rows must be >= 1, online_batch_pause >= 0 and online_lock_timeout > 0")
     except ValueError as exc:
         refuse(module, str(exc))
 
@@ -311,6 +320,8 @@ def main():
             module.exit_json(**result)
 
         options = run_options_from_params(p, connect=lambda: watched_connect(p), progress=progress)
+        if online:
+            options.lock_timeout_ms = p["online_lock_timeout"]
         deadline = Deadline(conn, p["run_timeout"])
         try:
             outcome = (convert_online(conn, request, options, batch_rows=p["online_batch_rows"],

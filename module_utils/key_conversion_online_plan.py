@@ -161,6 +161,26 @@ def _table_problems(table_facts: dict, relation: str, columns: list[dict], index
     return problems
 
 
+def _collisions(table: OnlineTable, target_fmt: str) -> list[str]:
+    """Names the expand would take that something else already has."""
+    state, problems = table.state, []
+    ours = (state.get("function_comment") or "").startswith(sql.SPEC_PREFIX)
+    if state.get("function_exists") and not ours:
+        problems.append(f"function {sql.sync_function(table.schema, table.relation)}() exists and is not this "
+                        "tool's sync function: rename it")
+    for column in table.columns:
+        found = state.get("columns", {}).get(column["shadow"])
+        if found is None:
+            continue
+        if not ours:
+            problems.append(f"table {table.relation} already has a column {column['shadow']} that this tool did "
+                            "not add: rename it")
+        elif found != target_fmt + ("[]" if column["is_array"] else ""):
+            problems.append(f"shadow column {table.relation}.{column['shadow']} is {found}, not {target_fmt}: "
+                            "abort the online expand (online_abort) and run again")
+    return problems
+
+
 def online_request(request: ConversionRequest) -> ConversionRequest:
     """The online swap validates FKs and builds secondary indexes after its commit, always."""
     return dataclasses.replace(request, fk_validation="after_commit", index_build="after_commit")
@@ -214,6 +234,7 @@ def build_online_plan(reader, request: ConversionRequest, current_user: str, *,
                              and t["enabled"] != "D"])
         table.state = catalog.expand_state(conn, relation, [c["shadow"] for c in columns],
                                            sql.sync_function(table.schema, relation))
+        refusals += _collisions(table, offline.target_type)
         tables.append(table)
         if table.update_triggers:
             notes.append(f"the backfill of {relation} disables its UPDATE triggers "
@@ -256,3 +277,28 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
                 for table in tables for check in table.checks]
     contract += [(relation, statement) for relation, statement in offline.post_commit_steps if statement not in skip]
     return swap, contract
+
+
+def fk_lock_order(relations: list[str], foreign_keys) -> list[str]:
+    """``relations`` with each table before the tables its FKs reference, as
+    far as the FK graph allows (a cycle is entered in name order). The app's
+    writes lock the same way round (a row first, the referenced table's key
+    check after), so the swap's locking queues behind them instead of closing
+    a cycle with them."""
+    wanted = set(relations)
+    references: dict[str, set[str]] = {r: set() for r in relations}
+    for fk in foreign_keys:
+        if fk.relation in wanted and fk.ref_relation in wanted and fk.relation != fk.ref_relation:
+            references[fk.relation].add(fk.ref_relation)
+    referenced_by = {r: {c for c, parents in references.items() if r in parents} for r in relations}
+    order, left = [], set(relations)
+    while left:
+        # Tables no remaining table references: every referrer is locked already.
+        free = sorted(r for r in left if not referenced_by[r] & left)
+        step = free or [min(left)]
+        for relation in step:
+            order.append(relation)
+            left.discard(relation)
+            if not free:
+                break
+    return order

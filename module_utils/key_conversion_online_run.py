@@ -12,6 +12,7 @@ transaction, and a re-run finishes it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import suppress
 
@@ -19,7 +20,7 @@ from ansible.module_utils import key_conversion_online_backfill as data
 from ansible.module_utils import key_conversion_online_catalog as catalog
 from ansible.module_utils import key_conversion_online_sql as sql
 from ansible.module_utils import key_conversion_pending as pending
-from ansible.module_utils.key_conversion_online_plan import build_online_plan, kept_indexes
+from ansible.module_utils.key_conversion_online_plan import build_online_plan, fk_lock_order, kept_indexes
 from ansible.module_utils.key_conversion_run import (
     ConversionError,
     finish_leftover,
@@ -110,17 +111,15 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
     for number, table in enumerate(plan.tables, 1):
         rel, done = table.relation, table.expand_done()
         say(f"expand {number}/{len(plan.tables)}: {rel}")
-        steps = []
-        if not done["columns"]:
-            steps.append(([sql.add_shadow_columns(rel, table.columns, plan.offline.collation)], "shadow columns"))
-        if not done["sync"]:
-            steps.append(([sql.drop_sync_trigger(rel), sql.create_sync_function(table.schema, rel, table.columns),
-                           sql.comment_sync_function(table.schema, rel, table.columns),
-                           *sql.create_sync_trigger(table.schema, rel)], "sync trigger"))
-        if not done["check"]:
-            steps.append(([sql.drop_proof_check(rel), *sql.add_proof_check(rel, table.columns)], "proof check"))
-        for statements, what in steps:
-            data.run_steps(conn, statements, options, what=f"{what} on {rel}")
+        if not (done["columns"] and done["sync"] and done["check"]):
+            # One transaction: a shadow column exists only with its sync trigger and proof
+            # check, so a column of that name without them is someone else's (the plan refuses it).
+            statements = [sql.add_shadow_columns(rel, table.columns, plan.offline.collation),
+                          sql.drop_sync_trigger(rel), sql.create_sync_function(table.schema, rel, table.columns),
+                          sql.comment_sync_function(table.schema, rel, table.columns),
+                          *sql.create_sync_trigger(table.schema, rel),
+                          sql.drop_proof_check(rel), *sql.add_proof_check(rel, table.columns)]
+            data.run_steps(conn, statements, options, what=f"adding the shadow columns of {rel}")
             executed += statements
         if not done["backfill"]:
             result["backfill"][rel] = data.backfill(conn, table, options, batch_rows=batch_rows,
@@ -137,17 +136,34 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
             executed += data.build_index(conn, table.schema, rel, index, shadows, valid, say)
 
 
+def swap_lock_budget(conn, options) -> int:
+    """Milliseconds the swap may spend taking its locks, all of them, and each
+    later wait inside it: the run's lock timeout, at most 0.4 deadlock_timeout.
+    While it waits it holds the tables it locked first, and an app transaction
+    queued on one of those may wait for a table the swap asks for next: a
+    deadlock, which the server breaks by failing whichever session checks
+    first, after deadlock_timeout. Giving up well within that, the swap is
+    always the one to step back and retry; the app's transaction never fails."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT EXTRACT(epoch FROM current_setting('deadlock_timeout')::interval) * 1000")
+        deadlock_ms = float(cur.fetchone()[0])
+    conn.rollback()
+    return max(50, min(options.lock_timeout_ms, int(deadlock_ms * 0.4)))
+
+
 def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say, result) -> dict:
     timings, lock_attempts, executed = options.timings, result["lock_attempts"], result["executed_sql"]
+    budget = swap_lock_budget(conn, options)
+    swap_options = dataclasses.replace(options, lock_timeout_ms=budget)  # each wait inside the swap too
     for attempt in range(options.lock_retries + 1):
         start = time.monotonic()
         plan = build_online_plan(reader, request, user, allow_rewrite=allow_rewrite)
-        relations = plan.offline.lock_relations
+        relations = fk_lock_order(plan.offline.lock_relations, plan.offline.foreign_keys)
         planned_on = catalog.signature(conn, relations)
         conn.rollback()
         say(f"swap: locking {len(relations)} relations (attempt {attempt + 1})")
-        locked = take_locks(conn, reader, relations, options, attempt, lock_attempts,
-                            memory_setting(options, plan.offline))
+        locked = take_locks(conn, reader, relations, swap_options, attempt, lock_attempts,
+                            memory_setting(options, plan.offline), total_ms=budget)
         _timed(timings, "lock_wait", start)
         if not locked:
             continue

@@ -28,6 +28,7 @@ DEADLOCK_DETECTED = "40P01"
 # Taking the locks failed and nothing changed, and another attempt can succeed: lock_timeout
 # ran out, or the server broke a deadlock with the app's own transactions by ending ours.
 RETRYABLE_LOCK_FAILURES = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED})
+QUERY_CANCELED = "57014"  # statement_timeout: retryable where it bounds the LOCK statement alone
 
 
 class ConversionError(Exception):
@@ -295,19 +296,24 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
 
 
 def take_locks(conn, reader, relations: list[str], options: RunOptions, attempt: int, lock_attempts: list,
-               memory: str) -> bool:
+               memory: str, *, total_ms: int | None = None) -> bool:
     """LOCK every relation IN ACCESS EXCLUSIVE MODE in one statement (all or
     none) with the run's lock_timeout, in the caller's transaction. True when
     held; False when the caller should try again (after the backoff slept here,
-    the blocking sessions recorded in lock_attempts); ConversionError when not."""
+    the blocking sessions recorded in lock_attempts); ConversionError when not.
+    ``total_ms`` also bounds the whole statement (lock_timeout bounds each
+    relation's wait: the tables locked first stay locked while a later one waits)."""
     _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
              "set_config('maintenance_work_mem', %s, true)",
-             (f"{options.lock_timeout_ms}ms", f"{options.statement_timeout_ms}ms", memory))
+             (f"{options.lock_timeout_ms}ms", f"{total_ms or options.statement_timeout_ms}ms", memory))
+    retryable = RETRYABLE_LOCK_FAILURES | ({QUERY_CANCELED} if total_ms else set())
     try:
         _execute(conn, "LOCK TABLE " + ", ".join(relations) + " IN ACCESS EXCLUSIVE MODE")
+        if total_ms:
+            _execute(conn, "SELECT set_config('statement_timeout', %s, true)", (f"{options.statement_timeout_ms}ms",))
         return True
     except Exception as exc:
-        if _sqlstate(exc) not in RETRYABLE_LOCK_FAILURES:
+        if _sqlstate(exc) not in retryable:
             # A statement timeout, a privilege missing on a view: nothing has
             # changed yet, and retrying would not help.
             _rollback_quietly(conn)

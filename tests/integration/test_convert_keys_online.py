@@ -12,6 +12,7 @@ from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert
 
 from tests.alembic_runner import alembic
+from tests.db_connections import dbname
 from tests.db_fingerprint import fingerprint
 from tests.faults.app_writer import AppWriter
 from tests.playbook_runner import run_playbook
@@ -138,3 +139,34 @@ def test_abort_needs_online_mode_and_changes_nothing_without_it(broken_db, tmp_p
                                                      "convert_keys_require_backup": False})
     assert refused.rc != 0
     assert "convert_keys_online_abort only with convert_keys_mode online" in refused.output
+
+
+def test_a_column_named_like_a_shadow_is_refused_by_name_before_any_change(broken_db):
+    with psycopg2.connect(broken_db) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE users ADD COLUMN id__kc_new text")
+    before = fingerprint(broken_db)
+    conn = psycopg2.connect(broken_db)
+    planned = plan_online(conn, ConversionRequest(), allow_rewrite=False)["plan"]
+    assert any("already has a column id__kc_new that this tool did not add" in r for r in planned.refusals)
+    with pytest.raises(ConversionError, match="refused before any change"):
+        convert_online(conn, ConversionRequest(), _options(), batch_rows=500, pause_seconds=0, allow_rewrite=False)
+    conn.close()
+    assert fingerprint(broken_db) == before
+
+
+def test_kitchen_sink_online_gives_the_offline_result(make_database):
+    from tests.integration.kitchen_sink import kitchen_sink_sql
+
+    template = make_database()
+    with psycopg2.connect(template) as conn, conn.cursor() as cur:
+        cur.execute(kitchen_sink_sql("PUBLIC"))
+    conn.close()
+    urls = [make_database(template=dbname(template)), make_database(template=dbname(template))]
+    conn = psycopg2.connect(urls[1])
+    planned = plan_online(conn, ConversionRequest(), allow_rewrite=False)["plan"]
+    conn.close()
+    print("cannot be online:", planned.summary()["cannot_be_online"])
+    _offline(urls[0])
+    outcome = _online(urls[1], allow_rewrite=True)
+    assert not outcome["post_commit_errors"]
+    assert fingerprint(urls[1], column_order=False) == fingerprint(urls[0], column_order=False)

@@ -56,3 +56,16 @@ def test_primary_key_attaches_by_using_index_with_its_timing():
     assert statements[0] == ('ALTER TABLE public.users ADD CONSTRAINT "users_pkey" UNIQUE USING INDEX '
                              '"users_pkey__kc_ix" DEFERRABLE INITIALLY IMMEDIATE')
     assert "REPLICA IDENTITY USING INDEX" in statements[-1]
+
+
+def test_lock_order_puts_each_table_before_the_tables_it_references():
+    from collections import namedtuple
+
+    from ansible.module_utils.key_conversion_online_plan import fk_lock_order
+
+    fk = namedtuple("fk", "relation ref_relation")
+    fks = [fk("users", "organizations"), fk("documents", "users"), fk("documents", "organizations"),
+           fk("organizations", "users"), fk("users", "users")]
+    order = fk_lock_order(["organizations", "users", "documents", "tags"], fks)
+    assert order[0] == "documents" and set(order) == {"organizations", "users", "documents", "tags"}
+    assert order.index("documents") < order.index("users") and order.index("documents") < order.index("organizations")
