@@ -40,7 +40,7 @@ def table_facts(conn, relations: list[str]) -> dict[str, dict]:
                COALESCE((SELECT json_agg(json_build_object(
                           'name', t.tgname, 'before', (t.tgtype & 2) <> 0, 'row', (t.tgtype & 1) <> 0,
                           'update', (t.tgtype & 16) <> 0, 'insert', (t.tgtype & 4) <> 0,
-                          'enabled', t.tgenabled, 'columns', t.tgattr::int2[] <> '{}')
+                          'enabled', t.tgenabled, 'columns', cardinality(t.tgattr::int2[]) > 0)
                           ORDER BY t.tgname)
                    FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgname <> %s), '[]')
           FROM pg_class c WHERE c.oid = ANY(%s::regclass[])

@@ -32,6 +32,7 @@ class OnlineTable:
     rows: int
     total_bytes: int
     shadow_indexes: list[dict]  # built during expand, attached in the swap
+    later_indexes: list[dict]  # built CONCURRENTLY after the swap ("definition" as it will be)
     checks: list[dict]  # re-added NOT VALID in the swap, validated after
     extras: dict  # column -> comment, grants, statistics, options
     update_triggers: list[dict]  # user row triggers an UPDATE fires: disabled per backfill batch
@@ -96,6 +97,7 @@ class OnlinePlan:
                                        "shadows": [c["shadow"] for c in t.columns], "rows": t.rows,
                                        "pages": t.pages, "total_bytes": t.total_bytes,
                                        "indexes_built": [ix["name"] for ix in t.shadow_indexes],
+                                       "indexes_after_swap": [ix["name"] for ix in t.later_indexes],
                                        "done": done[t.relation]} for t in self.tables]},
                 "swap": {"sql": self.swap_sql, "lock_order": self.offline.lock_relations,
                          "rewritten_tables": self.rewritten_tables},
@@ -122,36 +124,39 @@ def _shadows(table: OnlineTable) -> dict[str, str]:
     return {c["column"]: c["shadow"] for c in table.columns}
 
 
-def _index_problem(index: dict, converted: set[str]) -> str | None:
-    """Why an index over a converted column cannot be built again on the shadows; None if it can."""
-    if index["constraint_type"] == "x":
-        return f"exclusion constraint {index['constraint']} uses a converted column"
-    if index["uses_in_expression"] or index["has_expressions"]:
-        return f"index {index['name']} uses a converted column in an expression or predicate"
-    if index["am"] not in ("btree", "hash"):
-        return f"index {index['name']} is a {index['am']} index"
+def index_handling(index: dict) -> tuple[str, str | None]:
+    """How an index over a converted column gets to the new column: ("shadow",
+    None) built on the shadows during the expand and attached in the swap;
+    ("after", None) built CONCURRENTLY from its definition after the swap (no
+    uniqueness is lost meanwhile, only speed); ("refuse", why)."""
+    name = index["name"]
+    plain = (not index["uses_in_expression"] and not index["has_expressions"]
+             and index["am"] in ("btree", "hash")
+             and all(k["attnum"] != 0 and k["default_opclass"] and not k["own_collation"] for k in index["keys"]))
     if index["own_tablespace"]:
-        return f"index {index['name']} is in a tablespace of its own"
+        return "refuse", f"index {name} is in a tablespace of its own"
     if not index["valid"]:
-        return f"index {index['name']} is invalid"
-    for key in index["keys"]:
-        if key["attnum"] == 0:
-            return f"index {index['name']} has an expression"
-        if not key["default_opclass"] or key["own_collation"]:
-            return f"index {index['name']} has an operator class or collation of its own on {key['name']}"
-    return None
+        return "refuse", f"index {name} is invalid (drop or REINDEX it first)"
+    if index["constraint_type"] == "x":
+        return "refuse", f"exclusion constraint {index['constraint']} uses a converted column"
+    if plain:
+        return "shadow", None
+    if index["unique"] or index["constraint_type"]:
+        return "refuse", (f"unique index {name} uses a converted column in an expression, predicate, operator "
+                          "class or collation (it cannot be built on the shadows, and building it after the swap "
+                          "would leave the table without it)")
+    return "after", None
 
 
-def _table_problems(table_facts: dict, relation: str, columns: list[dict], indexes: list[dict],
-                    extras: dict, offline: Plan) -> list[str]:
+def _table_problems(table_facts: dict, relation: str, indexes: list[dict], extras: dict,
+                    offline: Plan) -> list[str]:
     problems = []
     if table_facts["relkind"] != "r" or table_facts["partition"] or table_facts["inherits"]:
         problems.append("it is partitioned, a partition or in an inheritance tree (indexes cannot be built "
                         "CONCURRENTLY on it)")
     problems += [f"generated column {g['column']} uses a converted column (the table must be rewritten)"
                  for g in offline.generated if g["relation"] == relation]
-    converted = {c["column"] for c in columns}
-    problems += [p for p in (_index_problem(ix, converted) for ix in indexes) if p]
+    problems += [why for how, why in map(index_handling, indexes) if how == "refuse"]
     problems += [f"column {name} is an identity or generated column" for name, e in extras.items()
                  if e["identity_or_generated"]]
     problems += [f"BEFORE trigger {t['name']} fires after the sync trigger (names sort after "
@@ -209,7 +214,7 @@ def build_online_plan(reader, request: ConversionRequest, current_user: str, *,
         names = [c["column"] for c in cols]
         indexes = catalog.indexes(conn, relation, names)
         extras = catalog.column_extras(conn, relation, names)
-        problems = _table_problems(facts[relation], relation, cols, indexes, extras, offline)
+        problems = _table_problems(facts[relation], relation, indexes, extras, offline)
         if problems:
             size = facts[relation]["total_bytes"]
             if allow_rewrite:
@@ -228,10 +233,15 @@ def build_online_plan(reader, request: ConversionRequest, current_user: str, *,
                                                        check["definition"])}
                   for check in catalog.check_constraints(conn, relation, names)]
         fact = facts[relation]
+        handled = {ix["name"]: index_handling(ix)[0] for ix in indexes}
+        later = [ix | {"definition": rewritten.get(f"index {ix['name']}", ix["definition"]),
+                       "rewritten": f"index {ix['name']}" in rewritten}
+                 for ix in indexes if handled[ix["name"]] == "after"]
         table = OnlineTable(relation, cols[0]["schema"], columns, fact["pages"], fact["rows"], fact["total_bytes"],
-                            indexes, checks, extras,
-                            [t for t in fact["triggers"] if t["row"] and t["update"] and not t["columns"]
-                             and t["enabled"] != "D"])
+                            [ix for ix in indexes if handled[ix["name"]] == "shadow"], later, checks, extras,
+                            # Row and statement UPDATE triggers (an UPDATE OF trigger never fires: the
+                            # backfill sets shadows only).
+                            [t for t in fact["triggers"] if t["update"] and not t["columns"] and t["enabled"] != "D"])
         table.state = catalog.expand_state(conn, relation, [c["shadow"] for c in columns],
                                            sql.sync_function(table.schema, relation))
         refusals += _collisions(table, offline.target_type)
@@ -261,6 +271,10 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
     skip = {q.drop_index(ix["name"]) for ix in kept}
     skip |= {q.create_index_concurrently(ix["definition"], ix["bare_name"]) for ix in kept}
     skip |= {q.comment_on_index(ix["name"], ix["comment"]) for ix in kept if ix["comment"] is not None}
+    # Indexes built after the swap: not in it (offline recreates a retyped one inside its transaction).
+    later = [ix for t in tables for ix in t.later_indexes]
+    skip |= {ix["definition"] for ix in later}
+    skip |= {q.comment_on_index(ix["name"], ix["comment"]) for ix in later if ix["comment"] is not None}
     swap = [statement for statement in offline.drop_sql if statement not in skip]
     for table in tables:
         swap += sql.swap_columns(table.schema, table.relation, table.columns)
@@ -272,9 +286,14 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
             swap += sql.add_check_not_valid(table.relation, check)
     swap += [statement for relation, statement in offline.alter_sql if relation in rewrite]
     swap += [q.drop_value_check(relation) for relation in offline.checked_relations if relation in rewrite]
-    swap += offline.create_sql
-    contract = [(table.relation, sql.validate_check(table.relation, check["name"]))
-                for table in tables for check in table.checks]
+    swap += [statement for statement in offline.create_sql if statement not in skip]
+    contract = [(table.relation, q.create_index_concurrently(ix["definition"], ix["bare_name"]))
+                for table in tables for ix in table.later_indexes]
+    contract += [(table.relation, q.comment_on_index(ix["name"], ix["comment"]))
+                 for table in tables for ix in table.later_indexes if ix["comment"] is not None]
+    # Only those that were validated: a check the app left NOT VALID stays so.
+    contract += [(table.relation, sql.validate_check(table.relation, check["name"]))
+                 for table in tables for check in table.checks if check["validated"]]
     contract += [(relation, statement) for relation, statement in offline.post_commit_steps if statement not in skip]
     return swap, contract
 

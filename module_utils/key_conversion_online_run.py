@@ -191,7 +191,10 @@ def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say,
     try:
         start = time.monotonic()
         before = capture(reader, plan.offline, count_rows=False)
-        before["dependents"] = {d for d in before["dependents"] if d[1] != sql.PROOF_CHECK}
+        # Not back inside the swap by design: the proof check (gone for good), indexes built after it.
+        after_swap = {ix["name"] for t in plan.tables for ix in t.later_indexes}
+        before["dependents"] = {d for d in before["dependents"]
+                                if d[1] != sql.PROOF_CHECK and not (d[0] == "index" and d[1] in after_swap)}
         prebuilt = {ix["name"]: ix["definition"] for t in plan.tables for ix in t.shadow_indexes}
         for statement in plan.swap_sql:
             with conn.cursor() as cur:
@@ -225,6 +228,7 @@ def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say,
     start = time.monotonic()
     kept = {ix["name"] for ix in kept_indexes(plan.offline, plan.tables)}
     later = [ix for ix in plan.offline.deferred_indexes if ix["name"] not in kept]
+    later += [ix for t in plan.tables for ix in t.later_indexes if not ix["rewritten"]]
     done, errors = run_recorded(conn, recorded, later, options, memory_setting(options, plan.offline), say)
     executed += done
     try:

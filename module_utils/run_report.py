@@ -18,6 +18,7 @@ from ansible.module_utils.run_report_common import (
     DONE,
     FAILED,
     NOT_REACHED,
+    ONLINE_SERVING,
     RENDER_OFF,
     REPORT_VERSION,
     SKIPPED,
@@ -112,6 +113,7 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
     maint_enabled = dig(maint, "maintenance_mode", "enabled") if task_ran(maint) and not task_failed(maint) else None
     backup = ev.get("backup") or {}
     conv_state, conv_detail = _conversion_state(ev, check_mode)
+    online = dig(ev.get("convert_plan"), "plan", "mode") == "online"
     later_than_maintenance = bool(backup.get("path")) or task_ran(ev.get("convert_plan")) or task_ran(ev.get("deploy"))
     out = []
     for step in STEPS:
@@ -133,7 +135,9 @@ def _evaluate(ev: dict, check_mode: bool) -> list[dict]:
                 status = DONE
         elif sid == "maintenance_on":
             outside = proof.maintenance_check_failure(ev.get("maintenance_check"))
-            if outside:  # Render switched it on, but the app still answered: nothing else ran
+            if online and not maint_enabled:
+                status, detail = SKIPPED, ONLINE_SERVING
+            elif outside:  # Render switched it on, but the app still answered: nothing else ran
                 status, detail = FAILED, outside
             elif maint_enabled is True or later_than_maintenance:
                 status, detail = DONE, "maintenance mode was turned on" + proof.maintenance_check_note(

@@ -20,6 +20,8 @@ CHECKED = "checked (check mode)"
 
 # A run without Render says so wherever a Render step would be.
 RENDER_OFF = "not used: recovery_render is false (no maintenance mode, deploy, health check or credential rotation)"
+ONLINE_SERVING = ("not used: the online conversion (convert_keys_mode: online) kept the app serving; the backup was "
+                  "taken while it wrote, so a restore would lose the writes after it")
 
 
 def utc_iso(moment: datetime) -> str:

@@ -23,7 +23,7 @@ FILE_SECONDS = {
     "tests/integration/test_credential_rotation.py": 110,
     "tests/integration/test_playbook_inputs.py": 100,
     "tests/faults/test_fault_writers.py": 90,
-    "tests/integration/test_convert_keys_online.py": 90,
+    "tests/integration/test_convert_keys_online.py": 400,
     "tests/faults/test_fault_online.py": 70,
     "tests/integration/test_convert_playbook.py": 85,
     "tests/integration/test_convert_kill.py": 60,

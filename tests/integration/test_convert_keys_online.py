@@ -165,8 +165,90 @@ def test_kitchen_sink_online_gives_the_offline_result(make_database):
     conn = psycopg2.connect(urls[1])
     planned = plan_online(conn, ConversionRequest(), allow_rewrite=False)["plan"]
     conn.close()
-    print("cannot be online:", planned.summary()["cannot_be_online"])
+    # Only the partitioned table needs a rewrite; expression and partial indexes over a key are built after the swap.
+    cannot = planned.summary()["cannot_be_online"]
+    assert len(cannot) == 1 and cannot[0].startswith("table public.measurements cannot be converted online"), cannot
+    later = {ix for t in planned.summary()["phases"]["expand"]["tables"] for ix in t["indexes_after_swap"]}
+    assert {"public.users_id_text_idx", "public.users_org_idx"} <= later, later
     _offline(urls[0])
     outcome = _online(urls[1], allow_rewrite=True)
     assert not outcome["post_commit_errors"]
     assert fingerprint(urls[1], column_order=False) == fingerprint(urls[0], column_order=False)
+
+
+def test_recover_online_keeps_the_app_serving_and_says_so(environment, tmp_path):
+    """recover.yml with convert_keys_mode online: no maintenance mode at any point, the
+    schema converted and migrated to head, the run report saying why maintenance was not
+    used, and a second run changing nothing."""
+    import json
+    from glob import glob
+
+    import requests
+
+    from tests.integration.test_recover import SERVICE, api, recovery_vars
+
+    extra = recovery_vars(environment, tmp_path) | {"convert_keys_mode": "online",
+                                                    "credential_rotation_leaked_users": []}
+    first = run_playbook("playbooks/recover.yml", extra)
+    assert first.rc == 0, first.output[-4000:]
+    assert "(online)" in first.output
+    root = environment["render_api_url"].rsplit("/v1", 1)[0]
+    journal = requests.get(f"{root}/__sim__/journal", timeout=10,
+                           headers={"Authorization": f"Bearer {environment['render_api_key']}"}).json()
+    assert [e for e in journal if e["method"] == "POST" and e["path"].endswith("/deploys")]
+    assert not [e for e in journal if "maintenanceMode" in e["request_body"]]
+    assert api(environment, f"/services/{SERVICE}")["serviceDetails"]["maintenanceMode"]["enabled"] is False
+    with open(sorted(glob(str(tmp_path / "reports" / "*" / "*" / "run-report.json")))[-1], encoding="utf-8") as file:
+        report = json.load(file)
+    assert report["outcome"] == "succeeded"
+    steps = {s["id"]: s for s in report["steps"]}
+    assert steps["maintenance_on"]["status"] == "skipped"
+    assert "online conversion" in steps["maintenance_on"]["detail"]
+    assert steps["convert"]["status"] == steps["deploy"]["status"] == "done"
+    with psycopg2.connect(environment["recovery_database_url"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")  # the deploy's pre-deploy migrated
+        assert cur.fetchall() == [("b354d12d1e7d",)]
+    second = run_playbook("playbooks/recover.yml", extra)
+    assert second.rc == 0 and second.recap()["changed"] == 0, second.output[-3000:]
+
+
+TRIGGERED_SCHEMA = """
+CREATE TABLE parents (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), note text);
+CREATE TABLE children (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                       parent_id uuid NOT NULL REFERENCES parents(id), body text,
+                       CONSTRAINT children_not_nil CHECK (parent_id <> '00000000-0000-0000-0000-000000000000'));
+ALTER TABLE children ADD CONSTRAINT children_left_unchecked CHECK (body <> 'x' OR parent_id IS NULL) NOT VALID;
+CREATE INDEX children_parent_text ON children ((parent_id::text)) WHERE body IS NOT NULL;
+COMMENT ON COLUMN children.parent_id IS 'the parent';
+CREATE TABLE audit (what text, n int);
+CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO audit VALUES ('row', 1); RETURN NEW; END $$;
+CREATE FUNCTION audit_statement() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO audit VALUES ('statement', 1); RETURN NULL; END $$;
+CREATE TRIGGER children_audit BEFORE UPDATE ON children FOR EACH ROW EXECUTE FUNCTION audit_row();
+CREATE TRIGGER children_audit_statement AFTER UPDATE ON children FOR EACH STATEMENT EXECUTE FUNCTION audit_statement();
+INSERT INTO parents (note) SELECT 'p' || g FROM generate_series(1, 50) g;
+INSERT INTO children (parent_id, body) SELECT p.id, 'c' || g FROM parents p, generate_series(1, 40) g;
+"""
+
+
+def test_app_triggers_do_not_fire_for_the_backfill_and_not_valid_checks_stay_so(make_database):
+    template = make_database()
+    with psycopg2.connect(template) as conn, conn.cursor() as cur:
+        cur.execute(TRIGGERED_SCHEMA)
+    conn.close()
+    offline_url, online_url = (make_database(template=dbname(template)) for _ in range(2))
+    _offline(offline_url)
+    outcome = _online(online_url, batch_rows=100)
+    assert outcome["backfill"]["public.children"]["rows"] == 2000
+    assert any("disables its UPDATE triggers (children_audit, children_audit_statement)" in note
+               for note in outcome["plan"].notes)
+    assert fingerprint(online_url, column_order=False) == fingerprint(offline_url, column_order=False)
+    with psycopg2.connect(online_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM audit")
+        assert cur.fetchone()[0] == 0  # the backfill fired none of the app's triggers
+        cur.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'children_left_unchecked'")
+        assert cur.fetchone()[0] is False
+        cur.execute("UPDATE children SET body = 'y' WHERE ctid = (SELECT min(ctid) FROM children)")
+        cur.execute("SELECT count(*) FROM audit")
+        assert cur.fetchone()[0] == 2  # and they fire again for the app

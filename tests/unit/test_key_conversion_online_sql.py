@@ -69,3 +69,23 @@ def test_lock_order_puts_each_table_before_the_tables_it_references():
     order = fk_lock_order(["organizations", "users", "documents", "tags"], fks)
     assert order[0] == "documents" and set(order) == {"organizations", "users", "documents", "tags"}
     assert order.index("documents") < order.index("users") and order.index("documents") < order.index("organizations")
+
+
+def _index(**override):
+    index = {"name": "public.ix", "unique": False, "constraint_type": None, "constraint": None, "am": "btree",
+             "own_tablespace": False, "valid": True, "uses_in_expression": False, "has_expressions": False,
+             "keys": [{"attnum": 2, "name": "org_id", "default_opclass": True, "own_collation": False}]}
+    return index | override
+
+
+def test_each_index_goes_to_the_shadows_after_the_swap_or_is_refused_by_name():
+    from ansible.module_utils.key_conversion_online_plan import index_handling
+
+    assert index_handling(_index()) == ("shadow", None)
+    assert index_handling(_index(unique=True, constraint_type="p", constraint="t_pkey")) == ("shadow", None)
+    assert index_handling(_index(uses_in_expression=True)) == ("after", None)
+    assert index_handling(_index(am="gin")) == ("after", None)
+    how, why = index_handling(_index(unique=True, has_expressions=True))
+    assert how == "refuse" and "unique index public.ix" in why
+    assert index_handling(_index(constraint_type="x", constraint="no_overlap"))[0] == "refuse"
+    assert index_handling(_index(valid=False))[0] == "refuse"

@@ -139,6 +139,19 @@ def test_a_successful_recovery_reports_every_step_done_with_its_figures():
         assert text in markdown, text
 
 
+def test_an_online_conversion_skips_maintenance_saying_why_and_still_succeeds():
+    online_plan = {"changed": False, "plan": {"columns": ["public.users.id"], "mode": "online"}, "fk_count_before": 2}
+    report = run_report(full_run(convert_plan=online_plan,
+                                 maintenance={"changed": False, "maintenance_mode": {"enabled": False}}))
+    assert report["outcome"] == "succeeded"
+    step = next(s for s in report["steps"] if s["id"] == "maintenance_on")
+    assert step["status"] == SKIPPED and "online conversion (convert_keys_mode: online)" in step["detail"]
+    assert set(statuses(report).values()) == {DONE, SKIPPED}
+    # Offline, the same evidence says maintenance was on (the backup came after it).
+    offline = run_report(full_run(maintenance={"changed": False, "maintenance_mode": {"enabled": False}}))
+    assert next(s for s in offline["steps"] if s["id"] == "maintenance_on")["status"] == DONE
+
+
 def test_nothing_to_recover_skips_the_recovery_steps():
     evidence = {"findings": findings(needed=False, stored=("b354d12d1e7d",), true="b354d12d1e7d"),
                 "render": True, "maintenance": {"changed": False, "maintenance_mode": {"enabled": False}},
