@@ -13,6 +13,8 @@ transaction, and a re-run finishes it.
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import time
 from contextlib import suppress
 
@@ -107,10 +109,53 @@ def _convert_online(conn, request, options, batch_rows, pause_seconds, allow_rew
 
 
 def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None:
-    executed = result["executed_sql"]
+    """Each table's expand, on up to after_commit_workers connections at once
+    (one table per connection at a time); the first failure stops the others
+    after their current step, and every finished step stays."""
+    tables: queue.Queue = queue.Queue()
     for number, table in enumerate(plan.tables, 1):
-        rel, done = table.relation, table.expand_done()
-        say(f"expand {number}/{len(plan.tables)}: {rel}")
+        tables.put((number, table))
+    connections, errors, lock = [conn], [], threading.Lock()
+    for _ in range(max(0, min(options.after_commit_workers if options.connect else 1, len(plan.tables)) - 1)):
+        try:
+            extra = options.connect()
+            pending.hold_worker_lock(extra)  # a dead run's backend keeps the next run waiting, as after COMMIT
+            extra.commit()
+        except Exception as exc:  # fewer workers, never a failure: the main connection does the rest
+            say(f"expand: one connection fewer ({str(exc).strip()})")
+            break
+        connections.append(extra)
+
+    def work(connection):
+        while not errors:
+            try:
+                number, table = tables.get_nowait()
+            except queue.Empty:
+                return
+            say(f"expand {number}/{len(plan.tables)}: {table.relation}")
+            try:
+                _expand_table(connection, plan, table, options, batch_rows, pause_seconds, say, result, lock)
+            except Exception as exc:
+                with lock:
+                    errors.append(str(exc).strip())
+
+    threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in connections[1:]]
+    for thread in threads:
+        thread.start()
+    work(conn)
+    for thread in threads:
+        thread.join()
+    for extra in connections[1:]:
+        with suppress(Exception):
+            extra.close()
+    if errors:
+        raise data.ExpandError("; ".join(errors))
+
+
+def _expand_table(conn, plan, table, options, batch_rows, pause_seconds, say, result, lock) -> None:
+    rel, done = table.relation, table.expand_done()
+    executed = []
+    try:
         if not (done["columns"] and done["sync"] and done["check"]):
             # One transaction: a shadow column exists only with its sync trigger and proof
             # check, so a column of that name without them is someone else's (the plan refuses it).
@@ -122,10 +167,10 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
             data.run_steps(conn, statements, options, what=f"adding the shadow columns of {rel}")
             executed += statements
         if not done["backfill"]:
-            result["backfill"][rel] = data.backfill(conn, table, options, batch_rows=batch_rows,
-                                                    pause_seconds=pause_seconds, say=say)
-            executed.append(f"-- backfill {rel}: {result['backfill'][rel]['rows']} rows in "
-                            f"{result['backfill'][rel]['batches']} batches")
+            filled = data.backfill(conn, table, options, batch_rows=batch_rows, pause_seconds=pause_seconds, say=say)
+            with lock:
+                result["backfill"][rel] = filled
+            executed.append(f"-- backfill {rel}: {filled['rows']} rows in {filled['batches']} batches")
             # A full scan under SHARE UPDATE EXCLUSIVE: the app reads and writes on.
             statement = sql.validate_proof_check(rel)
             data.run_steps(conn, [statement], options, what=f"validating the proof check on {rel}")
@@ -134,6 +179,9 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
         for index in table.shadow_indexes:
             valid = table.state.get("indexes", {}).get(sql.shadow_index(index["bare_name"]))
             executed += data.build_index(conn, table.schema, rel, index, shadows, valid, say)
+    finally:
+        with lock:
+            result["executed_sql"] += executed
 
 
 def swap_lock_budget(conn, options) -> int:
