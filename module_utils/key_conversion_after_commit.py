@@ -72,6 +72,42 @@ def invalid_builds(conn, steps: list[tuple[str, str]]) -> list[str]:
     return problems
 
 
+def open_extra(connect, count: int, prepare, say, what: str) -> list:
+    """Up to ``count`` more connections from ``connect()``, each made ready by
+    ``prepare(connection)``; fewer, never a failure, when one cannot be had
+    (the caller's own connection does the rest)."""
+    extras = []
+    for _ in range(max(0, count)):
+        extra = None
+        try:
+            extra = connect()
+            prepare(extra)
+        except Exception as exc:
+            say(f"{what}: one connection fewer ({str(exc).strip()})")
+            if extra is not None:
+                with suppress(Exception):
+                    extra.close()
+            break
+        extras.append(extra)
+    return extras
+
+
+def run_on(connections: list, work) -> None:
+    """``work(connection)`` on every connection at once (a thread for each but
+    the first, which is the caller's); the extra connections are closed after."""
+    threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in connections[1:]]
+    for thread in threads:
+        thread.start()
+    try:
+        work(connections[0])
+    finally:
+        for thread in threads:
+            thread.join()
+        for extra in connections[1:]:
+            with suppress(Exception):
+                extra.close()
+
+
 def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect=None, workers: int = 1,
                      say=None, on_done=None, on_connect=None) -> tuple[list[str], list[str]]:
     """Run ``steps`` ((relation, statement), autocommit) on ``conn`` and up to
@@ -85,14 +121,13 @@ def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect
     executed: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()
-    connections = [conn]
-    for _ in range(max(0, min(workers, pending.qsize()) - 1)):
-        try:
-            extra = connect()
-        except Exception as exc:  # fewer workers, never a failure: the main connection does the rest
-            say(f"after commit: one connection fewer ({str(exc).strip()})")
-            break
-        connections.append(extra)
+
+    def prepare(extra):
+        extra.autocommit = True
+        if on_connect:
+            on_connect(extra)
+
+    connections = [conn, *open_extra(connect, min(workers, pending.qsize()) - 1, prepare, say, "after commit")]
 
     def work(connection):
         # VALIDATE CONSTRAINT runs its check with maintenance_work_mem as work_mem:
@@ -121,23 +156,6 @@ def run_after_commit(conn, steps: list[tuple[str, str]], *, memory: str, connect
                         errors.append(f"{statement}: {str(exc).strip()}")
             statements = []
 
-    for connection in connections:
-        connection.autocommit = True
-    for extra in list(connections[1:]) if on_connect else []:
-        try:
-            on_connect(extra)
-        except Exception as exc:  # fewer workers, never a failure
-            say(f"after commit: one connection fewer ({str(exc).strip()})")
-            connections.remove(extra)
-            with suppress(Exception):
-                extra.close()
-    threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in connections[1:]]
-    for thread in threads:
-        thread.start()
-    work(conn)
-    for thread in threads:
-        thread.join()
-    for extra in connections[1:]:
-        with suppress(Exception):
-            extra.close()
+    conn.autocommit = True
+    run_on(connections, work)
     return executed, errors

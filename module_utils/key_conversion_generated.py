@@ -13,7 +13,7 @@ triggers, FKs, statistics objects) is refused by name.
 
 from __future__ import annotations
 
-from ansible.module_utils.key_conversion_sql import ident, literal
+from ansible.module_utils.key_conversion_sql import column_attachments, ident, literal
 
 
 def generated_columns(reader, keys) -> list[dict]:
@@ -113,7 +113,7 @@ def add_clauses(column: dict, new_type: str | None, expression: str) -> list[str
 
 def restore_sql(column: dict, skip_indexes=()) -> list[str]:
     """What the drop took and the ALTER did not put back, in the transaction."""
-    relation, col = column["relation"], ident(column["column"])
+    relation = column["relation"]
     statements = []
     for index in column["indexes"]:
         if index["name"] in skip_indexes:  # built after COMMIT with the other secondary indexes
@@ -123,17 +123,7 @@ def restore_sql(column: dict, skip_indexes=()) -> list[str]:
             statements.append(f"COMMENT ON INDEX {index['name']} IS {literal(index['comment'])}")
     statements += [f"COMMENT ON CONSTRAINT {ident(k['name'])} ON {relation} IS {literal(k['comment'])}"
                    for k in column["constraints"] if k["comment"] is not None]
-    for grant in column["grants"]:
-        grantee = "PUBLIC" if grant["grantee"] == "PUBLIC" else ident(grant["grantee"])
-        option = " WITH GRANT OPTION" if grant["grantable"] else ""
-        statements.append(f"GRANT {grant['privilege']} ({col}) ON TABLE {relation} TO {grantee}{option}")
-    if column["comment"] is not None:
-        statements.append(f"COMMENT ON COLUMN {relation}.{col} IS {literal(column['comment'])}")
-    if column["statistics"] is not None and column["statistics"] >= 0:
-        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET STATISTICS {column['statistics']}")
-    if column["options"]:
-        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET ({', '.join(column['options'])})")
-    return statements
+    return statements + column_attachments(relation, column["column"], column)
 
 
 def note(column: dict) -> str:

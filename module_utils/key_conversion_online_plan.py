@@ -279,7 +279,7 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
     for table in tables:
         swap += sql.swap_columns(table.schema, table.relation, table.columns)
         for column in table.columns:
-            swap += sql.restore_column_extras(table.relation, column["column"], table.extras[column["column"]])
+            swap += q.column_attachments(table.relation, column["column"], table.extras[column["column"]])
         for index in table.shadow_indexes:
             swap += sql.attach_index(table.relation, q.ident(table.schema), index)
         for check in table.checks:

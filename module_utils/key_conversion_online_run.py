@@ -22,11 +22,13 @@ from ansible.module_utils import key_conversion_online_backfill as data
 from ansible.module_utils import key_conversion_online_catalog as catalog
 from ansible.module_utils import key_conversion_online_sql as sql
 from ansible.module_utils import key_conversion_pending as pending
+from ansible.module_utils.key_conversion_after_commit import open_extra, run_on
 from ansible.module_utils.key_conversion_online_plan import build_online_plan, fk_lock_order, kept_indexes
 from ansible.module_utils.key_conversion_run import (
     ConversionError,
     finish_leftover,
     memory_setting,
+    one_run_at_a_time,
     run_recorded,
     take_locks,
 )
@@ -56,18 +58,8 @@ def convert_online(conn, request, options, *, batch_rows: int, pause_seconds: fl
     """Expand, swap, contract. One run per database at a time (the offline
     mode's advisory lock). Raises ConversionError: before the swap commits,
     the old columns are still the app's and a re-run resumes the expand."""
-    conn.rollback()
-    busy = pending.try_lock(conn)
-    if busy:
-        conn.rollback()
-        raise ConversionError(f"{busy}; nothing changed")
-    try:
+    with one_run_at_a_time(conn):
         return _convert_online(conn, request, options, batch_rows, pause_seconds, allow_rewrite)
-    finally:
-        with suppress(Exception):  # a lost connection released the lock with its session
-            conn.rollback()
-            pending.unlock(conn)
-            conn.rollback()
 
 
 def _convert_online(conn, request, options, batch_rows, pause_seconds, allow_rewrite) -> dict:
@@ -115,16 +107,14 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
     tables: queue.Queue = queue.Queue()
     for number, table in enumerate(plan.tables, 1):
         tables.put((number, table))
-    connections, errors, lock = [conn], [], threading.Lock()
-    for _ in range(max(0, min(options.after_commit_workers if options.connect else 1, len(plan.tables)) - 1)):
-        try:
-            extra = options.connect()
-            pending.hold_worker_lock(extra)  # a dead run's backend keeps the next run waiting, as after COMMIT
-            extra.commit()
-        except Exception as exc:  # fewer workers, never a failure: the main connection does the rest
-            say(f"expand: one connection fewer ({str(exc).strip()})")
-            break
-        connections.append(extra)
+    errors, lock = [], threading.Lock()
+
+    def prepare(extra):
+        pending.hold_worker_lock(extra)  # a dead run's backend keeps the next run waiting, as after COMMIT
+        extra.commit()
+
+    workers = options.after_commit_workers if options.connect else 1
+    connections = [conn, *open_extra(options.connect, min(workers, len(plan.tables)) - 1, prepare, say, "expand")]
 
     def work(connection):
         while not errors:
@@ -139,15 +129,7 @@ def _expand(conn, plan, options, batch_rows, pause_seconds, say, result) -> None
                 with lock:
                     errors.append(str(exc).strip())
 
-    threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in connections[1:]]
-    for thread in threads:
-        thread.start()
-    work(conn)
-    for thread in threads:
-        thread.join()
-    for extra in connections[1:]:
-        with suppress(Exception):
-            extra.close()
+    run_on(connections, work)
     if errors:
         raise data.ExpandError("; ".join(errors))
 
@@ -294,46 +276,40 @@ def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say,
 def abort_online(conn, options, schemas: list[str], say) -> dict:
     """Remove what an online expand added (before its swap): sync triggers,
     proof checks, shadow indexes, shadow columns, sync functions."""
-    conn.rollback()
-    busy = pending.try_lock(conn)
-    if busy:
-        conn.rollback()
-        raise ConversionError(f"{busy}; nothing changed")
-    executed = []
-    try:
+    with one_run_at_a_time(conn):
         found = catalog.shadow_leftovers(conn, schemas)
         conn.rollback()
-        for item in found:
-            if "function" in item:
-                statements = [f"DROP FUNCTION IF EXISTS {item['function']}"]
-                data.run_steps(conn, statements, options, what=f"dropping {item['function']}")
-                executed += statements
-                continue
-            rel = item["relation"]
-            statements = [sql.drop_sync_trigger(rel), sql.drop_proof_check(rel)]
-            data.run_steps(conn, statements, options, what=f"removing the sync trigger and check of {rel}")
-            executed += statements
-            for index in item["indexes"]:
-                statement = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
-                conn.rollback()
-                conn.autocommit = True
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute(statement)
-                finally:
-                    conn.autocommit = False
-                executed.append(statement)
-            if item["columns"]:
-                statement = f"ALTER TABLE {rel} " + ", ".join(f"DROP COLUMN IF EXISTS {ident(c)}"
-                                                             for c in item["columns"])
-                data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}")
-                executed.append(statement)
-            say(f"aborted the online expand on {rel}")
-    except data.ExpandError as exc:
-        raise ConversionError(f"abort stopped (run it again to finish): {exc}", {"executed_sql": executed}) from None
-    finally:
-        with suppress(Exception):
-            conn.rollback()
-            pending.unlock(conn)
-            conn.rollback()
+        executed = []
+        try:
+            for item in found:
+                executed += _remove(conn, item, options, say)
+        except data.ExpandError as exc:
+            raise ConversionError(f"abort stopped (run it again to finish): {exc}",
+                                  {"executed_sql": executed}) from None
     return {"changed": bool(executed), "executed_sql": executed, "removed": found}
+
+
+def _remove(conn, item: dict, options, say) -> list[str]:
+    if "function" in item:
+        statements = [f"DROP FUNCTION IF EXISTS {item['function']}"]
+        data.run_steps(conn, statements, options, what=f"dropping {item['function']}")
+        return statements
+    rel = item["relation"]
+    executed = [sql.drop_sync_trigger(rel), sql.drop_proof_check(rel)]
+    data.run_steps(conn, executed, options, what=f"removing the sync trigger and check of {rel}")
+    for index in item["indexes"]:
+        statement = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
+        conn.rollback()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.autocommit = False
+        executed.append(statement)
+    if item["columns"]:
+        statement = f"ALTER TABLE {rel} " + ", ".join(f"DROP COLUMN IF EXISTS {ident(c)}" for c in item["columns"])
+        data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}")
+        executed.append(statement)
+    say(f"aborted the online expand on {rel}")
+    return executed

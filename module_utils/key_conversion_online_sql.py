@@ -215,23 +215,6 @@ def swap_columns(schema: str, relation: str, columns: list[dict]) -> list[str]:
     return statements
 
 
-def restore_column_extras(relation: str, column: str, extras: dict) -> list[str]:
-    """Comment, column grants, statistics target and options of the old column."""
-    col = ident(column)
-    statements = []
-    for grant in extras["grants"]:
-        grantee = "PUBLIC" if grant["grantee"] == "PUBLIC" else ident(grant["grantee"])
-        option = " WITH GRANT OPTION" if grant["grantable"] else ""
-        statements.append(f"GRANT {grant['privilege']} ({col}) ON TABLE {relation} TO {grantee}{option}")
-    if extras["comment"] is not None:
-        statements.append(f"COMMENT ON COLUMN {relation}.{col} IS {literal(extras['comment'])}")
-    if extras["statistics"] is not None and extras["statistics"] >= 0:
-        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET STATISTICS {extras['statistics']}")
-    if extras["options"]:
-        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET ({', '.join(extras['options'])})")
-    return statements
-
-
 def add_check_not_valid(relation: str, check: dict) -> list[str]:
     statements = [f"ALTER TABLE {relation} ADD CONSTRAINT {ident(check['name'])} {check['definition']}"
                   + ("" if check["definition"].endswith(" NOT VALID") else " NOT VALID")]

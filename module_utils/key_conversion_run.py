@@ -84,10 +84,10 @@ def plan_only(conn, request: ConversionRequest) -> dict:
         conn.set_session(readonly=False)
 
 
-def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
-    """Run the conversion; returns what was done. Raises ConversionError having
-    rolled back when refused, when locks cannot be had, or when a check fails.
-    One run per database at a time (an advisory lock for the whole run)."""
+@contextmanager
+def one_run_at_a_time(conn):
+    """Hold the conversion's advisory lock for the block: one run per database
+    at a time, whatever its mode. ConversionError when another run holds it."""
     conn.rollback()
     busy = pending.try_lock(conn)
     if busy:
@@ -95,13 +95,21 @@ def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
         raise ConversionError(f"{busy}; nothing changed")
     try:
         conn.rollback()
-        return _convert(conn, request, options)
+        yield
     finally:
         # Quietly: on a lost connection the server has rolled back and released
         # the lock, and the error that matters is the one already raised.
         _rollback_quietly(conn)
         pending.unlock(conn)
         _rollback_quietly(conn)
+
+
+def convert(conn, request: ConversionRequest, options: RunOptions) -> dict:
+    """Run the conversion; returns what was done. Raises ConversionError having
+    rolled back when refused, when locks cannot be had, or when a check fails.
+    One run per database at a time (an advisory lock for the whole run)."""
+    with one_run_at_a_time(conn):
+        return _convert(conn, request, options)
 
 
 def finish_leftover(conn, options: RunOptions, say) -> tuple[list[str], list[str]]:

@@ -59,6 +59,25 @@ def alter_columns(relation: str, columns: list[tuple[str, str]], collation: str 
     return f"ALTER TABLE {relation} " + ", ".join(changes)
 
 
+def column_attachments(relation: str, column: str, attrs: dict) -> list[str]:
+    """What a column carries besides its type and that a new column of the same
+    name must get again: column grants, comment, statistics target, options
+    (``attrs``: grants [{grantee, privilege, grantable}], comment, statistics, options)."""
+    col = ident(column)
+    statements = []
+    for grant in attrs["grants"]:
+        grantee = "PUBLIC" if grant["grantee"] == "PUBLIC" else ident(grant["grantee"])
+        option = " WITH GRANT OPTION" if grant["grantable"] else ""
+        statements.append(f"GRANT {grant['privilege']} ({col}) ON TABLE {relation} TO {grantee}{option}")
+    if attrs["comment"] is not None:
+        statements.append(f"COMMENT ON COLUMN {relation}.{col} IS {literal(attrs['comment'])}")
+    if attrs["statistics"] is not None and attrs["statistics"] >= 0:
+        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET STATISTICS {attrs['statistics']}")
+    if attrs["options"]:
+        statements.append(f"ALTER TABLE {relation} ALTER COLUMN {col} SET ({', '.join(attrs['options'])})")
+    return statements
+
+
 def drop_value_check(relation: str) -> str:
     return f"ALTER TABLE {relation} DROP CONSTRAINT {ident(VALUE_CHECK)}"
 
