@@ -41,6 +41,15 @@ def _offline(url):
         conn.close()
 
 
+def _twins(make_database, schema: str) -> list[str]:
+    """Two databases with the same schema and rows: one for each mode."""
+    template = make_database()
+    with psycopg2.connect(template) as conn, conn.cursor() as cur:
+        cur.execute(schema)
+    conn.close()
+    return [make_database(template=dbname(template)) for _ in range(2)]
+
+
 @pytest.fixture
 def twins(make_database, broken_template):
     return make_database(template=broken_template), make_database(template=broken_template)
@@ -167,11 +176,7 @@ def test_a_column_named_like_a_shadow_is_refused_by_name_before_any_change(broke
 def test_kitchen_sink_online_gives_the_offline_result(make_database):
     from tests.integration.kitchen_sink import kitchen_sink_sql
 
-    template = make_database()
-    with psycopg2.connect(template) as conn, conn.cursor() as cur:
-        cur.execute(kitchen_sink_sql("PUBLIC"))
-    conn.close()
-    urls = [make_database(template=dbname(template)), make_database(template=dbname(template))]
+    urls = _twins(make_database, kitchen_sink_sql("PUBLIC"))
     conn = psycopg2.connect(urls[1])
     planned = plan_online(conn, ConversionRequest(), allow_rewrite=False)["plan"]
     conn.close()
@@ -243,11 +248,7 @@ INSERT INTO children (parent_id, body) SELECT p.id, 'c' || g FROM parents p, gen
 
 
 def test_app_triggers_do_not_fire_for_the_backfill_and_not_valid_checks_stay_so(make_database):
-    template = make_database()
-    with psycopg2.connect(template) as conn, conn.cursor() as cur:
-        cur.execute(TRIGGERED_SCHEMA)
-    conn.close()
-    offline_url, online_url = (make_database(template=dbname(template)) for _ in range(2))
+    offline_url, online_url = _twins(make_database, TRIGGERED_SCHEMA)
     _offline(offline_url)
     outcome = _online(online_url, batch_rows=100)
     assert outcome["backfill"]["public.children"]["rows"] == 2000
@@ -276,11 +277,7 @@ def test_targeted_fixtures_online_give_the_offline_result(category, make_databas
         schema = LITERALS.format(key="uuid", system=SYSTEM, upper=SYSTEM.upper(), reader=make_role(member=True))
     else:
         schema = DOMAINS.format(domains=DOMAIN_SQL, key="uuid", user_ref="user_ref", request_ref="request_ref")
-    template = make_database()
-    with psycopg2.connect(template) as conn, conn.cursor() as cur:
-        cur.execute(schema)
-    conn.close()
-    offline_url, online_url = (make_database(template=dbname(template)) for _ in range(2))
+    offline_url, online_url = _twins(make_database, schema)
     _offline(offline_url)
     outcome = _online(online_url, batch_rows=2)
     assert not outcome["plan"].rewritten_tables and not outcome["post_commit_errors"]
