@@ -14,8 +14,10 @@ from ansible.module_utils.key_conversion_run import RunOptions, convert
 from tests.db_fingerprint import fingerprint
 
 
-class Stopped(Exception):
-    """The run dies here, as a killed ansible-playbook's module would."""
+class Stopped(BaseException):
+    """The run dies here, as a killed ansible-playbook's module would (a BaseException,
+    like the KeyboardInterrupt or SystemExit of a signal: no handler of the run's own
+    errors catches it)."""
 
 
 def _options(**extra) -> RunOptions:
