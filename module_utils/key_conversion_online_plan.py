@@ -193,7 +193,7 @@ def online_request(request: ConversionRequest) -> ConversionRequest:
 
 def build_online_plan(reader, request: ConversionRequest, current_user: str, *,
                       allow_rewrite: bool = False) -> OnlinePlan:
-    offline = build_plan(reader, online_request(request), current_user)
+    offline = build_plan(reader, online_request(request), current_user, online=True)
     refusals, notes = list(offline.refusals), list(offline.notes)
     if not offline.needed:
         return OnlinePlan(offline, [], [], refusals, notes, [], [])

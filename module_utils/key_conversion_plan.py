@@ -16,6 +16,7 @@ from ansible.module_utils import key_conversion_objects as objects
 from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.investigation import conversion_seconds
+from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
 from ansible.module_utils.key_graph import fks_touching, linked_closure
 from ansible.module_utils.pg_catalog import Column, split_type_spelling
 
@@ -175,7 +176,9 @@ def _columns(names) -> list[Column]:
     return [Column(*name.split(".", 2)) for name in names]
 
 
-def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
+def build_plan(reader, request: ConversionRequest, current_user: str, *, online: bool = False) -> Plan:
+    """The plan; ``online`` when the online mode builds on it (an unfinished
+    online expand is then its own, not a reason to refuse)."""
     request.check()
     source_name, source_fmt = reader.resolve_type(request.source_type)
     target_sql = " ".join(request.target_type.split())
@@ -376,6 +379,12 @@ def build_plan(reader, request: ConversionRequest, current_user: str) -> Plan:
                             | {r["relation"] for r in rules})
     rewrite_bytes = sum(t["total_bytes"] for t in tables)
     records_pending = bool(deferred_indexes or deferred)  # recorded in the list, in the transaction
+    if not online:
+        # Converting offline under an unfinished online expand would leave its shadows, sync
+        # triggers and checks behind on converted tables.
+        refusals += [f"table {item['relation']} carries an unfinished online expand: finish it (mode online) "
+                     "or remove it (online_abort) first" for item in shadow_leftovers(reader.conn, request.schemas)
+                     if "relation" in item]
     if list_error:  # a list found and not trusted may hold unfinished work: every run stops
         (refusals if list_error.list_found else notes).append(str(list_error))
     estimate = conversion_seconds(rewrite_bytes, len(tables), request.rewrite_mb_per_second)

@@ -9,7 +9,7 @@ import pytest
 from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
 from ansible.module_utils.key_conversion_online_run import abort_online, convert_online, plan_online
 from ansible.module_utils.key_conversion_plan import ConversionRequest
-from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert
+from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
 
 from tests.alembic_runner import alembic
 from tests.db_connections import dbname
@@ -121,6 +121,10 @@ def test_abort_removes_an_unfinished_expand_and_a_rerun_converts(broken_db):
     conn = psycopg2.connect(broken_db)
     assert shadow_leftovers(conn, ["public"])
     conn.rollback()
+    # The offline mode will not convert under it.
+    refusals = plan_only(conn, ConversionRequest())["plan"].refusals
+    assert any("carries an unfinished online expand: finish it (mode online) or remove it (online_abort)" in r
+               for r in refusals), refusals
     aborted = abort_online(conn, _options(), ["public"], lambda message: None)
     assert aborted["changed"]
     assert not shadow_leftovers(conn, ["public"])
