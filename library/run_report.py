@@ -94,7 +94,7 @@ failing:
 import os
 from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_store import sha256_file
 from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report import assemble_run_report
@@ -113,7 +113,7 @@ def manifest_sha256(backup_path: str | None) -> str | None:
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec=report_argument_spec(
             run_id={"type": "str", "default": ""},
             started_at={"type": "str", "default": ""},

@@ -95,7 +95,7 @@ pruned:
 import os
 from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report_common import utc_iso
 from ansible.module_utils.verify_history import last_clean_verification, last_conversion, prune_verify_reports
@@ -108,7 +108,7 @@ from ansible.module_utils.verify_report import (
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec=report_argument_spec(
             report_dir={"type": "path", "required": True},
             render_configured={"type": "bool", "default": False},
