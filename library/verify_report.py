@@ -125,7 +125,7 @@ def main():
         baseline=newest_baseline(last_conversion(host_dir), last_clean_verification(host_dir)),
         render_configured=p["render_configured"],
         expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"],
-        secrets=given_secrets(p), inventory=p["inventory"])
+        secrets=given_secrets(p), commands=p["commands"])
     pruned = [] if module.check_mode else prune_verify_reports(host_dir, p["keep_verify_reports"])
     failing = sum(1 for c in report["checks"] if c["status"] in ("drift", "error"))
     exit_with_report(module, report, render_verify_markdown(report), verify_summary(report), failing,
