@@ -138,7 +138,8 @@ msg:
 
 from ansible.module_utils.app_http import HAS_REQUESTS
 from ansible.module_utils.app_smoke import CLEANUP, METHODS, SMOKE, normalize, plan_lines, plan_problems, run_requests
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.module_refusal import RefusingModule
 
 REQUEST_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -152,7 +153,7 @@ REQUEST_OPTIONS = {
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec={
             "requests": {"type": "list", "elements": "dict", "default": [], "options": REQUEST_OPTIONS},
             "cleanup": {"type": "list", "elements": "dict", "default": [], "options": REQUEST_OPTIONS},

@@ -77,12 +77,12 @@ backup_file:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.env_file import EnvFileError, masked_diff, update_env_file
+from ansible.module_utils.module_refusal import RefusingModule
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec={
             "path": {"type": "path", "required": True},
             "values": {"type": "dict", "required": True, "no_log": True},

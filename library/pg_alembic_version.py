@@ -75,8 +75,7 @@ executed_sql:
 
 from ansible.module_utils.alembic_history import HistoryError, parse_versions_dir
 from ansible.module_utils.alembic_reset import ResetRefused, apply, decide
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.module_refusal import refuse
+from ansible.module_utils.module_refusal import RefusingModule, refuse
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
@@ -93,7 +92,7 @@ def main():
         "revision": {"type": "str"},
         "expected_stored": {"type": "list", "elements": "str"},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("alembic_versions_dir", "alembic_revisions")])
     ensure_psycopg2(module)
     p = module.params

@@ -105,7 +105,7 @@ refused:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_database import live_fingerprint
 from ansible.module_utils.pg_backup_manifest import identity_of, summary
 from ansible.module_utils.pg_backup_policy import evaluate_gate, gate_message, list_backups
@@ -125,7 +125,7 @@ def main():
         "environment": {"type": "str", "default": ""},
         "remedy": {"type": "str", "default": ""},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     try:

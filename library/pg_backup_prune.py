@@ -75,7 +75,7 @@ reasons:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_manifest import identity_of
 from ansible.module_utils.pg_backup_policy import prune
 from ansible.module_utils.pg_backup_store import BackupError
@@ -89,7 +89,7 @@ def main():
         "keep": {"type": "int", "default": 5},
         "protect": {"type": "list", "elements": "path", "default": []},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
         result = prune(p["backup_dir"], p["label"], identity_of(resolve_connection(p)), p["keep"],

@@ -93,7 +93,7 @@ backup:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_manifest import identity_of, load_manifest, passed_levels, summary
 from ansible.module_utils.pg_backup_store import BackupError
 from ansible.module_utils.pg_backup_verification import verify_backup
@@ -110,7 +110,7 @@ def main():
         "run_id": {"type": "str", "default": ""},
         "pg_bin_dir": {"type": "path"},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     level = p["level"]

@@ -105,9 +105,9 @@ report_markdown:
 
 from ansible.module_utils import pg_connection
 from ansible.module_utils.alembic_history import HistoryError, parse_versions_dir
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.investigation import investigate
 from ansible.module_utils.investigation_report import render_markdown
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
@@ -146,7 +146,7 @@ def main():
         "rewrite_mb_per_second": {"type": "float", "default": 50.0},
         "report_title": {"type": "str", "default": "database"},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     params = module.params
     bad_keys = [k for k in params["keys"] if k.count(".") != 2]

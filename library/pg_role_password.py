@@ -74,7 +74,7 @@ proof:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_connection import connection_params, ensure_psycopg2, psycopg2
 from ansible.module_utils.role_password import RolePasswordError, SelfRotation, plan
 
@@ -85,7 +85,7 @@ def _connect(url):
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec={
             "database_url": {"type": "str", "required": True, "no_log": True},
             "leaked_password_sha256": {"type": "list", "elements": "str", "default": [], "no_log": False},

@@ -72,7 +72,7 @@ server:
 import os
 
 from ansible.module_utils import pg_scratch_cluster as scratch
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 
 
 def started(base_dir: str | None, check_mode: bool) -> dict:
@@ -100,7 +100,7 @@ def absent(base_dir: str, check_mode: bool) -> dict:
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec={
             "state": {"type": "str", "choices": ["started", "absent"], "default": "started"},
             "base_dir": {"type": "path"},

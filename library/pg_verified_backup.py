@@ -115,7 +115,7 @@ plan:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_dump import plan_backup, take_backup
 from ansible.module_utils.pg_backup_manifest import load_manifest, passed_levels, summary
 from ansible.module_utils.pg_backup_store import MANIFEST, BackupError
@@ -134,7 +134,7 @@ def main():
         "force": {"type": "bool", "default": False},
         "pg_bin_dir": {"type": "path"},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     path = os.path.join(p["backup_dir"], p["label"], p["backup_id"])

@@ -106,7 +106,7 @@ extra_tables:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_manifest import identity_of
 from ansible.module_utils.pg_backup_policy import restore_candidate
 from ansible.module_utils.pg_backup_restore import restore_backup
@@ -126,7 +126,7 @@ def main():
         "pg_bin_dir": {"type": "path"},
         "remedy": {"type": "str", "default": ""},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("path", "", ("backup_dir", "label"))])
     ensure_psycopg2(module)
     p = module.params

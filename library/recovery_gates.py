@@ -98,7 +98,7 @@ refused:
 
 from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_catalog_fingerprint import fingerprint
 from ansible.module_utils.pg_connection import (
@@ -129,7 +129,7 @@ def schema_fingerprint_of(params) -> str:
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec=connection_argument_spec() | {
             "environment": {"type": "str", "required": True},
             "protected_environments": {"type": "list", "elements": "str", "default": ["production"]},

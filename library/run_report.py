@@ -41,11 +41,6 @@ options:
     description: Where the run failed, C({task, message}), as the playbook's rescue recorded it.
     type: dict
     default: {}
-  protected_environments:
-    description: Environments whose restore needs C(-e restore_confirm=<environment>).
-    type: list
-    elements: str
-    default: [production]
   backup_path:
     description: The backup directory whose C(manifest.json) SHA-256 the run report gives.
     type: path
@@ -67,6 +62,10 @@ EXAMPLES = r"""
     run_id: "{{ investigate_result.report_path | basename }}"
     evidence:
       findings: "{{ investigate_result.findings | default(none) }}"
+    commands:
+      recover: ansible-playbook playbooks/recover.yml -i inventories/production
+      restore: ansible-playbook playbooks/restore.yml -i inventories/production -e restore_confirm=production
+      restore_path: "-e restore_path="
     secrets: ["{{ render_api_key }}"]
   register: report
   no_log: true
@@ -94,7 +93,7 @@ failing:
 import os
 from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.pg_backup_store import sha256_file
 from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report import assemble_run_report
@@ -113,13 +112,12 @@ def manifest_sha256(backup_path: str | None) -> str | None:
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec=report_argument_spec(
             run_id={"type": "str", "default": ""},
             started_at={"type": "str", "default": ""},
             in_check_mode={"type": "bool", "default": False},
             failure={"type": "dict", "default": {}},
-            protected_environments={"type": "list", "elements": "str", "default": ["production"]},
             backup_path={"type": "path"},
         ),
         supports_check_mode=True,
@@ -128,9 +126,8 @@ def main():
     report = assemble_run_report(
         p["evidence"], environment=p["environment"], host=p["host"], run_id=p["run_id"],
         started_at=p["started_at"] or None, ended_at=utc_iso(datetime.now(UTC)), check_mode=p["in_check_mode"],
-        failure=p["failure"], protected_environments=p["protected_environments"],
-        manifest_sha256=manifest_sha256(p["backup_path"]), secrets=given_secrets(p),
-        inventory=p["inventory"])
+        failure=p["failure"], manifest_sha256=manifest_sha256(p["backup_path"]), secrets=given_secrets(p),
+        commands=p["commands"])
     failing = sum(1 for s in report["steps"] if s["status"] == FAILED)
     summary = (f"{report['environment']}: recovery {report['outcome']}"
                + (f" at step {report['stopped_at']}" if report["stopped_at"] else ""))

@@ -95,7 +95,7 @@ pruned:
 import os
 from datetime import UTC, datetime
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.report_module import exit_with_report, given_secrets, report_argument_spec
 from ansible.module_utils.run_report_common import utc_iso
 from ansible.module_utils.verify_history import last_clean_verification, last_conversion, prune_verify_reports
@@ -108,7 +108,7 @@ from ansible.module_utils.verify_report import (
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec=report_argument_spec(
             report_dir={"type": "path", "required": True},
             render_configured={"type": "bool", "default": False},
@@ -125,7 +125,7 @@ def main():
         baseline=newest_baseline(last_conversion(host_dir), last_clean_verification(host_dir)),
         render_configured=p["render_configured"],
         expected_key_type=p["expected_key_type"], accept_foreign_keys=p["accept_foreign_keys"],
-        secrets=given_secrets(p), inventory=p["inventory"])
+        secrets=given_secrets(p), commands=p["commands"])
     pruned = [] if module.check_mode else prune_verify_reports(host_dir, p["keep_verify_reports"])
     failing = sum(1 for c in report["checks"] if c["status"] in ("drift", "error"))
     exit_with_report(module, report, render_verify_markdown(report), verify_summary(report), failing,

@@ -93,12 +93,12 @@ payload:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.webhook_notify import EVENTS, build_payload, deliver
 
 
 def main():
-    module = AnsibleModule(
+    module = RefusingModule(
         argument_spec={
             "url": {"type": "str", "required": True, "no_log": True},
             "event": {"type": "str", "required": True, "choices": list(EVENTS)},

@@ -10,6 +10,7 @@ hold a secret.
 from __future__ import annotations
 
 from ansible.module_utils.credential_rotation_api_key import RotationError
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.render_http import RenderAPIError
 from ansible.module_utils.render_module import client_from_module, render_argument_spec
 
@@ -25,9 +26,7 @@ def rotation_argument_spec(**options) -> dict:
 def run_rotation_module(argument_spec: dict, run, *, before_render=None) -> None:
     """Build the module, call ``before_render(module)`` (a check that must pass before the
     key is used), find the instance, exit with ``run(module, client, postgres_id)``."""
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     if not module.params["postgres"]:
         module.fail_json(msg="postgres is empty: give the instance ID (dpg-...) or its exact name")
     try:

@@ -6,6 +6,7 @@ base_url is Render's own, render_http.DEFAULT_BASE_URL (stated nowhere else).
 
 from __future__ import annotations
 
+from ansible.module_utils.module_refusal import RefusingModule
 from ansible.module_utils.redaction import MASK
 from ansible.module_utils.render_api import RenderClient
 from ansible.module_utils.render_http import HAS_REQUESTS, RenderAPIError
@@ -29,9 +30,7 @@ def render_argument_spec():
 def run_module(argument_spec: dict, run) -> None:
     """The whole main() of a Render module: build it, run ``run(module, client)``,
     exit with its result, or fail with the API error (which never holds the key)."""
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         module.exit_json(**run(module, client_from_module(module)))
     except RenderAPIError as exc:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 
 def report_argument_spec(**options) -> dict:
-    """evidence, environment, inventory, host, secrets, and the module's own options."""
+    """evidence, environment, commands, host, secrets, and the module's own options."""
     return {
         "evidence": {"type": "dict", "required": True},
         "environment": {"type": "str", "required": True},
-        "inventory": {"type": "str", "default": ""},
+        "commands": {"type": "dict", "default": {}},
         "host": {"type": "str", "required": True},
         "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
         **options,

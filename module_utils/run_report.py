@@ -246,8 +246,8 @@ def _maintenance_state(ev: dict) -> str:
 
 def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: str,
                         started_at: str | None, ended_at: str, check_mode: bool = False,
-                        failure: dict | None = None, protected_environments=("production",),
-                        manifest_sha256: str | None = None, secrets=(), inventory: str = "") -> dict:
+                        failure: dict | None = None, manifest_sha256: str | None = None, secrets=(),
+                        commands=None) -> dict:
     """The run report from what the roles left; evidence keys (all optional):
     findings, render, maintenance, backup {path, level, manifest, gate_path}, convert_plan,
     convert, alembic, deploy, maintenance_check, health, frontend, smoke, logs (app_deploy_result),
@@ -323,5 +323,5 @@ def assemble_run_report(evidence: dict, *, environment: str, host: str, run_id: 
         "proof": proof.proof_section(ev),
     }
     report["duration_seconds"] = _seconds_between(report["started_at"], ended_at)
-    report["next_action"] = next_action(report, environment, list(protected_environments or []), inventory)
+    report["next_action"] = next_action(report, commands or {})
     return redact(report, secrets)

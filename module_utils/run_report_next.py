@@ -1,12 +1,16 @@
 """The run report's next action: what the operator does now, as commands to paste.
 
 Pure, like run_report.py (which calls next_action() once the report is assembled).
-Commands name the inventory the run used (inventory_option), never a guessed path.
+The commands are the caller's (the run_report role composes them from this project's
+playbooks and the run's inventory): module_utils spells none of them, nor this project's
+paths. ``commands`` maps COMMANDS to a command line; ``restore_path`` is the option that
+names a backup, followed by its path; ``scheduling`` where the scheduling examples are.
 """
 
 from __future__ import annotations
 
-YOUR_INVENTORY = "-i <your inventory>"
+COMMANDS = ("recover", "reopen", "maintenance_on", "verify", "backup", "rotate", "restore", "restore_path",
+            "scheduling")
 
 # The post-deploy proof's steps: what the app failed, for the next action.
 PROOF_FAILURES = {
@@ -18,30 +22,24 @@ PROOF_FAILURES = {
 }
 
 
-def inventory_option(inventory: str) -> str:
-    """The -i option(s) of the commands: the run's inventory, or a placeholder that says so."""
-    return inventory.strip() if isinstance(inventory, str) and inventory.strip() else YOUR_INVENTORY
+def command_lines(commands) -> dict:
+    """Each of COMMANDS as given, or a placeholder naming it when the caller gave none."""
+    given = commands if isinstance(commands, dict) else {}
+    return {name: str(given.get(name) or "").strip() or f"<the {name} command>" for name in COMMANDS}
 
 
-def restore_command(environment: str, protected: list, path: str | None, inventory: str = "") -> str:
-    command = f"ansible-playbook playbooks/restore.yml {inventory_option(inventory)}"
-    if environment in (protected or []):
-        command += f" -e restore_confirm={environment}"
-    if path:
-        command += f" -e restore_path={path}"
-    return command
+def restore_command(commands: dict, path: str | None) -> str:
+    """The restore command, naming the backup to restore when there is one."""
+    return commands["restore"] + (f" {commands['restore_path']}{path}" if path else "")
 
 
-def next_action(report: dict, environment: str, protected: list, inventory: str = "") -> list[str]:
-    env = environment
-    inv = inventory_option(inventory)
-    recover = f"ansible-playbook playbooks/recover.yml {inv}"
-    reopen = f"ansible-playbook playbooks/maintenance.yml {inv} -e maintenance=off"
-    verify = f"ansible-playbook playbooks/verify.yml {inv}"
-    backup_cmd = f"ansible-playbook playbooks/backup.yml {inv}"
+def next_action(report: dict, commands: dict) -> list[str]:
+    commands = command_lines(commands)
+    recover, reopen, verify = commands["recover"], commands["reopen"], commands["verify"]
+    backup_cmd = commands["backup"]
     state = report["state"]
     maintenance_on = state["maintenance_mode"] == "ON"
-    restore = restore_command(env, protected, state["restore_from"], inventory)
+    restore = restore_command(commands, state["restore_from"])
     maint_line = ("Maintenance mode is still ON: the app answers 503 until it is turned off."
                   if maintenance_on else f"Maintenance mode: {state['maintenance_mode']}.")
     outcome, stopped = report["outcome"], report["stopped_at"]
@@ -55,13 +53,13 @@ def next_action(report: dict, environment: str, protected: list, inventory: str 
             "Render is not used by this run (recovery_render: false): it turned no maintenance mode on or off, "
             "deployed nothing, checked no health and rotated no credential. Deploy the app now (its pre-deploy "
             "runs `alembic upgrade head`), check it answers, and rotate leaked credentials: "
-            f"ansible-playbook playbooks/rotate_credentials.yml {inv}"])
+            + commands["rotate"]])
         if state["database_changed"] or resume.get("work"):
             lines = ["Recovered." if state["database_changed"] or not resume.get("resume_from") else
                      f"Recovered: this run resumed where an earlier one stopped ({resume.get('summary')})."]
             return [*lines, *without_render, *rotation_actions,
                     f"Take a verified backup of the converted schema: {backup_cmd}",
-                    f"Schedule the verification (examples in scheduling/): {verify}"]
+                    f"Schedule the verification (examples in {commands['scheduling']}): {verify}"]
         nothing = ("Nothing to do: the schema is converted, alembic_version holds the head revision and the "
                    "newest deploy is live." if report["render"] else
                    "Nothing to do in the database: the schema is converted and alembic_version is right.")
@@ -105,11 +103,10 @@ def next_action(report: dict, environment: str, protected: list, inventory: str 
     if stopped == "rotation":
         return ["The app is recovered and healthy; the credential rotation stopped before deleting the leaked "
                 "database users, so they still work (the run's output says which step and why).",
-                f"{cause} and re-run: ansible-playbook playbooks/rotate_credentials.yml {inv} "
-                "(it reuses the user this run created)"]
+                f"{cause} and re-run: {commands['rotate']} (it reuses the user this run created)"]
     if stopped in PROOF_FAILURES:
         return [f"Maintenance mode is off and the deploy is live, but the app failed {PROOF_FAILURES[stopped]}: "
                 "read the service's logs on Render.",
-                f"If the app cannot serve: turn maintenance on (ansible-playbook playbooks/maintenance.yml "
-                f"{inv} -e maintenance=on) and restore: {restore}; or fix forward and re-run {recover}"]
+                f"If the app cannot serve: turn maintenance on ({commands['maintenance_on']}) and restore: "
+                f"{restore}; or fix forward and re-run {recover}"]
     return [maint_line, f"{cause} and re-run: {recover}"]

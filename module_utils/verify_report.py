@@ -21,7 +21,7 @@ from ansible.module_utils.run_report_common import (
     task_failed,
     task_ran,
 )
-from ansible.module_utils.run_report_next import inventory_option
+from ansible.module_utils.run_report_next import command_lines
 
 # Verification check statuses; drift and error make the verification fail.
 OK, DRIFT, ERROR, WARN, INFO = "ok", "drift", "error", "warn", "info"
@@ -137,7 +137,7 @@ def _error(result, what: str) -> str:
 
 def assemble_verify_report(evidence: dict, *, environment: str, host: str, generated_at: str,
                            baseline: dict | None, render_configured: bool, expected_key_type: str = "",
-                           accept_foreign_keys: bool = False, secrets=(), inventory: str = "") -> dict:
+                           accept_foreign_keys: bool = False, secrets=(), commands=None) -> dict:
     """The verification report; evidence keys: findings (pg_investigation result),
     findings_error (why it was not run), plan (pg_convert_keys check-mode result), gate
     (pg_backup_gate result), service (render_service result), health (uri result)."""
@@ -226,7 +226,7 @@ def assemble_verify_report(evidence: dict, *, environment: str, host: str, gener
             msg if msg and not msg.startswith("no verified backup") else "no backup of this database was found")
         add("backup", "Newest verified backup (gate rules, report only)", WARN,
             f"no backup passes the gate now, so a risky change would be refused ({why}). "
-            f"Take one: ansible-playbook playbooks/backup.yml {inventory_option(inventory)}",
+            f"Take one: {command_lines(commands)['backup']}",
             {"refused": refused or [], "message": gate.get("msg") if isinstance(gate, dict) else None})
 
     if not render_configured:

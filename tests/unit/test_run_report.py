@@ -12,6 +12,8 @@ from ansible.module_utils.run_report import STEP_IDS, assemble_run_report
 from ansible.module_utils.run_report_common import CHECKED, DONE, FAILED, NOT_REACHED, SKIPPED
 from ansible.module_utils.run_report_markdown import render_run_markdown
 
+from tests.unit.report_commands import run_report_commands
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PASSWORD = "s3cr3t-Pa55word"
 URL = f"postgresql://app_owner:{PASSWORD}@db.example:5432/appdb?sslmode=require"
@@ -97,11 +99,11 @@ def full_run(**override):
     return evidence
 
 
-def run_report(evidence, **kwargs):
+def run_report(evidence, inventory="-i inventories/production", **kwargs):
     defaults = {"environment": "production", "host": "production", "run_id": RUN_ID, "started_at": None,
-                "ended_at": "2026-11-24T01:45:00Z", "manifest_sha256": "cd" * 32, "secrets": SECRETS,
-                "inventory": "-i inventories/production"}
-    return assemble_run_report(evidence, **(defaults | kwargs))
+                "ended_at": "2026-11-24T01:45:00Z", "manifest_sha256": "cd" * 32, "secrets": SECRETS}
+    kwargs = defaults | kwargs
+    return assemble_run_report(evidence, commands=run_report_commands(inventory, kwargs["environment"]), **kwargs)
 
 
 def statuses(report):

@@ -20,6 +20,7 @@ from ansible.module_utils.verify_report import (
     verify_summary,
 )
 
+from tests.unit.report_commands import verify_report_commands
 from tests.unit.test_run_report import (
     API_KEY,
     BACKUP,
@@ -105,7 +106,7 @@ def test_the_newest_known_good_record_wins():
 def verify(evidence, **kwargs):
     defaults = {"environment": "production", "host": "production", "generated_at": "2026-11-24T03:00:00Z",
                 "baseline": None, "render_configured": True, "expected_key_type": "character varying(36)",
-                "secrets": SECRETS, "inventory": "-i inventories/production"}
+                "secrets": SECRETS, "commands": verify_report_commands("-i inventories/production")}
     return assemble_verify_report(evidence, **(defaults | kwargs))
 
 
