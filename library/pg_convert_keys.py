@@ -177,7 +177,6 @@ backfill:
 import datetime
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.key_conversion_converted import of_target_type
 from ansible.module_utils.key_conversion_lifetime import Deadline, end_with_controller, watched_connect
 from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
@@ -189,7 +188,7 @@ from ansible.module_utils.key_conversion_options import (
 )
 from ansible.module_utils.key_conversion_pending import wait_for_other_run
 from ansible.module_utils.key_conversion_run import ConversionError, convert, plan_only
-from ansible.module_utils.module_refusal import refuse
+from ansible.module_utils.module_refusal import RefusingModule, refuse
 from ansible.module_utils.pg_catalog import CatalogReader
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
@@ -270,7 +269,7 @@ def main():
         "online_lock_timeout": {"type": "int", "default": 1000},
         "online_abort": {"type": "bool", "default": False},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     try:

@@ -83,7 +83,6 @@ live_locale:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.key_conversion_options import (
     conversion_argument_spec,
     request_from_params,
@@ -91,7 +90,7 @@ from ansible.module_utils.key_conversion_options import (
 )
 from ansible.module_utils.key_conversion_rehearsal import RehearsalError, rehearse
 from ansible.module_utils.key_conversion_run import plan_only
-from ansible.module_utils.module_refusal import refuse
+from ansible.module_utils.module_refusal import RefusingModule, refuse
 from ansible.module_utils.pg_connection import (
     ConnectionFailure,
     connect,
@@ -106,7 +105,7 @@ def main():
         "scratch_url": {"type": "str", "required": True, "no_log": True},
         "pg_bin_dir": {"type": "path"},
     }
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = RefusingModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     p = module.params
     try:
