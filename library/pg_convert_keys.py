@@ -177,6 +177,7 @@ backfill:
 import datetime
 import os
 
+from ansible.module_utils.key_conversion_after_commit_list import wait_for_other_run
 from ansible.module_utils.key_conversion_converted import of_target_type
 from ansible.module_utils.key_conversion_lifetime import Deadline, end_with_controller, watched_connect
 from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
@@ -186,7 +187,6 @@ from ansible.module_utils.key_conversion_options import (
     request_from_params,
     run_options_from_params,
 )
-from ansible.module_utils.key_conversion_pending import wait_for_other_run
 from ansible.module_utils.key_conversion_run import ConversionError, convert, plan_only
 from ansible.module_utils.module_refusal import RefusingModule, refuse
 from ansible.module_utils.pg_catalog import CatalogReader

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from ansible.module_utils import key_conversion_pending as pending
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils.alembic_history import true_revision
 from ansible.module_utils.key_graph import fks_touching, linked_closure
 from ansible.module_utils.pg_catalog import Column

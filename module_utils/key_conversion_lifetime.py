@@ -9,7 +9,7 @@ connections close; a server session whose client is gone can never COMMIT, and w
 ``client_connection_check_interval`` the server notices within a second in the middle of a
 statement (a table rewrite, an index build) and rolls back, releasing its locks. Killed after
 COMMIT, the unfinished steps stay in the durable list for the next run. A run started right
-after finds the database as it was (key_conversion_pending.wait_for_other_run covers the
+after finds the database as it was (key_conversion_after_commit_list.wait_for_other_run covers the
 second in between).
 
 ``Deadline`` bounds the whole run: past it the running statement is cancelled, so before

@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils import key_conversion_online_catalog as catalog
 from ansible.module_utils import key_conversion_online_sql as sql
-from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.key_conversion_plan import ConversionRequest, Plan, build_plan
 

@@ -18,10 +18,10 @@ import threading
 import time
 from contextlib import suppress
 
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils import key_conversion_online_backfill as data
 from ansible.module_utils import key_conversion_online_catalog as catalog
 from ansible.module_utils import key_conversion_online_sql as sql
-from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils.key_conversion_after_commit import open_extra, run_on
 from ansible.module_utils.key_conversion_online_plan import build_online_plan, fk_lock_order, kept_indexes
 from ansible.module_utils.key_conversion_run import (

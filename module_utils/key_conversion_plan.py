@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils import key_conversion_dependents as catalog
 from ansible.module_utils import key_conversion_objects as objects
-from ansible.module_utils import key_conversion_pending as pending
 from ansible.module_utils import key_conversion_sql as q
 from ansible.module_utils.investigation import conversion_seconds
 from ansible.module_utils.key_conversion_online_catalog import shadow_leftovers
@@ -106,7 +106,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # Secondary indexes dropped inside and built CONCURRENTLY after COMMIT.
     deferred_indexes: list[dict] = field(default_factory=list)
-    # Whether the post-commit steps are recorded durably (key_conversion_pending).
+    # Whether the post-commit steps are recorded durably (key_conversion_after_commit_list).
     records_pending: bool = False
     # Steps an earlier run recorded and did not finish: (position, relation, statement).
     pending_after_commit: list[tuple[int, str, str]] = field(default_factory=list)

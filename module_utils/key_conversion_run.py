@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
-from ansible.module_utils import key_conversion_pending as pending
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils.key_conversion_after_commit import invalid_builds, run_after_commit
 from ansible.module_utils.key_conversion_plan import ConversionRequest, build_plan
 from ansible.module_utils.key_conversion_validate import UUID_DEFAULT  # noqa: F401 -- its home was here

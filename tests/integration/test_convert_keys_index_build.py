@@ -7,7 +7,7 @@ import threading
 
 import psycopg2
 import pytest
-from ansible.module_utils import key_conversion_pending as pending
+from ansible.module_utils import key_conversion_after_commit_list as pending
 from ansible.module_utils import key_conversion_run
 from ansible.module_utils.key_conversion_plan import ConversionRequest
 from ansible.module_utils.key_conversion_run import ConversionError, RunOptions, convert, plan_only
