@@ -250,8 +250,9 @@ def build_online_plan(reader, request: ConversionRequest, current_user: str, *,
             notes.append(f"the backfill of {relation} disables its UPDATE triggers "
                          f"({', '.join(t['name'] for t in table.update_triggers)}) for each batch, in the batch's "
                          "transaction: writes to the table wait for the batch")
-    notes += [f"materialized view {v['relation']} is dropped and rebuilt inside the swap: its query runs under the "
-              "exclusive lock" for v in offline.views if v["kind"] == "materialized view" and v["populated"]]
+    notes += [f"materialized view {v['relation']} is recreated empty in the swap and refreshed first thing after it "
+              "(its query would otherwise run under the exclusive lock): reading it fails until that refresh ends"
+              for v in offline.views if v["kind"] == "materialized view" and v["populated"]]
     swap, contract = _swap_and_contract(offline, tables, {t["relation"] for t in rewrite_tables})
     notes += [f"column {t.relation}.{c['column']} moves to the end of its table (a new column replaces it)"
               for t in tables for c in t.columns]
@@ -286,9 +287,13 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
             swap += sql.add_check_not_valid(table.relation, check)
     swap += [statement for relation, statement in offline.alter_sql if relation in rewrite]
     swap += [q.drop_value_check(relation) for relation in offline.checked_relations if relation in rewrite]
-    swap += [statement for statement in offline.create_sql if statement not in skip]
-    contract = [(table.relation, q.create_index_concurrently(ix["definition"], ix["bare_name"]))
-                for table in tables for ix in table.later_indexes]
+    # A populated materialized view comes back empty in the swap (its query would run under
+    # the lock, as long as the data is large) and is refreshed first thing after it.
+    filled = [v for v in offline.views if v["kind"] == "materialized view" and v["populated"]]
+    swap += [_without_data(statement, filled) for statement in offline.create_sql if statement not in skip]
+    contract = [(v["relation"], f"REFRESH MATERIALIZED VIEW {v['relation']}") for v in filled]
+    contract += [(table.relation, q.create_index_concurrently(ix["definition"], ix["bare_name"]))
+                 for table in tables for ix in table.later_indexes]
     contract += [(table.relation, q.comment_on_index(ix["name"], ix["comment"]))
                  for table in tables for ix in table.later_indexes if ix["comment"] is not None]
     # Only those that were validated: a check the app left NOT VALID stays so.
@@ -296,6 +301,15 @@ def _swap_and_contract(offline: Plan, tables: list[OnlineTable], rewrite: set[st
                  for table in tables for check in table.checks if check["validated"]]
     contract += [(relation, statement) for relation, statement in offline.post_commit_steps if statement not in skip]
     return swap, contract
+
+
+def _without_data(statement: str, matviews: list[dict]) -> str:
+    """CREATE MATERIALIZED VIEW ... WITH DATA of one of ``matviews`` as WITH NO DATA."""
+    for view in matviews:
+        head = f"CREATE MATERIALIZED VIEW {view['relation']}"
+        if statement.startswith((head + " ", head + "\n")) and statement.endswith("\nWITH DATA"):
+            return statement.removesuffix("WITH DATA") + "WITH NO DATA"
+    return statement
 
 
 def fk_lock_order(relations: list[str], foreign_keys) -> list[str]:
