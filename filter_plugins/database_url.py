@@ -1,4 +1,5 @@
-"""Jinja filters over database URLs: mask_database_url, database_url_params, database_url_error.
+"""Jinja filters over database URLs: mask_database_url, database_url_params, database_url_error,
+secret_values.
 
 The logic is module_utils/pg_url.py, loaded from its file so that modules and
 filters share one implementation.
@@ -35,4 +36,6 @@ class FilterModule:
             "database_url_params": _wrap(_pg_url.database_url_params),
             # Never raises: the reason a URL is unusable, "" when it is fine.
             "database_url_error": _pg_url.database_url_error,
+            # The values no report may hold: each credential, and a database URL's password alone.
+            "secret_values": _pg_url.secret_values,
         }

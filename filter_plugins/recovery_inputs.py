@@ -1,9 +1,10 @@
 """Jinja filters for the run's inputs: placeholder_error, strict_bool, on_off,
 render_settings_problems, render_settings_message, inventory_argument, inventory_vault_file,
-vault_file_error, role_argument_spec, directory_problems.
+vault_file_error, role_argument_spec, directory_problems, database_url_problem.
 
-The rules are module_utils/recovery_inputs.py, loaded from its file so that modules
-and filters share one implementation.
+The rules are module_utils/recovery_inputs.py (and module_utils/pg_url.py for a
+database URL), loaded from their files so that modules and filters share one
+implementation.
 """
 
 from __future__ import annotations
@@ -13,10 +14,26 @@ from pathlib import Path
 
 from ansible.errors import AnsibleFilterError
 
-_SPEC = importlib.util.spec_from_file_location(
-    "render_key_recovery_inputs", Path(__file__).resolve().parents[1] / "module_utils" / "recovery_inputs.py")
-_inputs = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_inputs)
+
+def _load(name: str, file: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "module_utils" / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_inputs = _load("render_key_recovery_inputs", "recovery_inputs.py")
+_pg_url = _load("render_key_recovery_pg_url", "pg_url.py")
+
+
+def database_url_problem(url, name: str) -> str:
+    """Why the database URL given as ``name`` is unusable, never its value: a
+    placeholder, or what is wrong with it; "" when it is fine. Safe to compute
+    under no_log and show after."""
+    error = _inputs.placeholder_error(url, name)
+    if not error and _pg_url.database_url_error(url):
+        error = f"{name}: {_pg_url.database_url_error(url)}"
+    return error
 
 
 def _raising(func):
@@ -35,6 +52,7 @@ class FilterModule:
         return {
             # Never raise: "" (or []) when the input is fine, else the reason.
             "placeholder_error": _inputs.placeholder_error,
+            "database_url_problem": database_url_problem,
             "render_settings_message": _inputs.render_settings_message,
             "inventory_argument": _inputs.inventory_argument,
             "directory_problems": _inputs.directory_problems,

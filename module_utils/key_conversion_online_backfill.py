@@ -97,6 +97,22 @@ def backfill(conn, table, options, *, batch_rows: int, pause_seconds: float, say
     return {"rows": written, "batches": batches, "seconds": round(clock() - start_time, 3)}
 
 
+def run_outside_a_transaction(conn, statements: list[str]) -> None:
+    """Statements that refuse a transaction block (CREATE/DROP INDEX CONCURRENTLY),
+    each its own; waiting for older transactions blocks nobody here (SHARE UPDATE
+    EXCLUSIVE), so no lock timeout."""
+    conn.rollback()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET lock_timeout = 0")
+            for statement in statements:
+                cur.execute(statement)
+            cur.execute("RESET lock_timeout")
+    finally:
+        conn.autocommit = False
+
+
 def build_index(conn, schema: str, relation: str, index: dict, shadows: dict, valid: bool | None, say) -> list[str]:
     """CREATE INDEX CONCURRENTLY of one shadow index (an invalid one a killed
     build left is dropped first); returns the statements run."""
@@ -107,18 +123,9 @@ def build_index(conn, schema: str, relation: str, index: dict, shadows: dict, va
         statements.append(sql.drop_shadow_index(ident(schema), index))
     statements.append(sql.create_shadow_index(relation, index, shadows))
     say(f"building index {sql.shadow_index(index['bare_name'])} on {relation} concurrently")
-    conn.rollback()
-    conn.autocommit = True
     try:
-        with conn.cursor() as cur:
-            # Waiting for older transactions blocks nobody here (SHARE UPDATE EXCLUSIVE): no lock timeout.
-            cur.execute("SET lock_timeout = 0")
-            for statement in statements:
-                cur.execute(statement)
-            cur.execute("RESET lock_timeout")
+        run_outside_a_transaction(conn, statements)
     except Exception as exc:
         raise ExpandError(f"building index {sql.shadow_index(index['bare_name'])} on {relation} failed (a re-run "
                           f"drops and builds it again): {str(exc).strip()}") from None
-    finally:
-        conn.autocommit = False
     return statements

@@ -303,16 +303,9 @@ def _remove(conn, item: dict, options, say) -> list[str]:
     rel = item["relation"]
     executed = [sql.drop_sync_trigger(rel), sql.drop_proof_check(rel)]
     data.run_steps(conn, executed, options, what=f"removing the sync trigger and check of {rel}")
-    for index in item["indexes"]:
-        statement = f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
-        conn.rollback()
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement)
-        finally:
-            conn.autocommit = False
-        executed.append(statement)
+    dropped = [f"DROP INDEX CONCURRENTLY IF EXISTS {index}" for index in item["indexes"]]
+    data.run_outside_a_transaction(conn, dropped)
+    executed += dropped
     if item["columns"]:
         statement = f"ALTER TABLE {rel} " + ", ".join(f"DROP COLUMN IF EXISTS {ident(c)}" for c in item["columns"])
         data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}")

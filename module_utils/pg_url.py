@@ -100,3 +100,21 @@ def database_url_error(url) -> str:
     except DatabaseUrlError as exc:
         return str(exc)
     return ""
+
+
+def secret_values(values) -> list[str]:
+    """The secrets a run's credentials hold, for redaction: each non-empty value
+    and, of a database URL, its password alone as well (a message can hold the
+    password without its URL). A value that is no usable URL is kept whole."""
+    found = []
+    for value in values or []:
+        if not isinstance(value, str) or not value:
+            continue
+        found.append(value)
+        try:
+            password = database_url_params(value)["login_password"]
+        except DatabaseUrlError:
+            continue
+        if password:
+            found.append(password)
+    return list(dict.fromkeys(found))

@@ -131,7 +131,8 @@ def test_backup_playbook_is_idempotent_checkable_and_never_prints_a_password(req
     ({"backup_format": "tar"}, "backup_format"),
     ({"backup_run_id": "../escape"}, "backup_run_id must be letters"),
     ({"recovery_database_url": "postgresql://CHANGE_ME_user:CHANGE_ME_pw@h/db"}, "CHANGE_ME"),
-    ({"recovery_database_url": "mysql://u:hunter22@h/db"}, "is not a postgresql:// URL"),
+    ({"recovery_database_url": "mysql://u:hunter22@h/db"},
+     "backup_database_url: database URL must start with postgresql://"),
 ])
 def test_bad_input_is_rejected_before_anything_runs(source, pb, extra, message):
     result = pb("playbooks/backup.yml", extra.pop("recovery_database_url", source), extra=extra)

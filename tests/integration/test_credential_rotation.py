@@ -43,9 +43,10 @@ PLAY = """
         credential_rotation_idle_interval: 1
         credential_rotation_idle_timeout: 30
 
-    - name: Say who this run's database URL logs in as now
+    - name: Say who this run's database URL logs in as now (the role's secret output)
       ansible.builtin.debug:
-        msg: "recovery user is {{{{ (recovery_database_url | database_url_params).login_user }}}}"
+        msg: "recovery user is {{{{ (credential_rotation_new_database_url | database_url_params).login_user }}}}"
+      when: credential_rotation_new_database_url is defined
 """
 
 
@@ -144,9 +145,9 @@ def test_full_rotation_then_nothing_to_do(world, tmp_path):
     assert sorted(done[first_delete:]) == sorted(
         f"DELETE /v1/postgres/{world['names']['postgres']}/credentials/{user}" for user in leaked)
 
-    # This run's URL moved to the new user; the operator is told to update the vault of the
-    # inventory the run used (its directory, not recovery_environment's "staging"); the leaked
-    # password the run's URL held is proven dead.
+    # This run's URL for later steps (credential_rotation_new_database_url) is the new user's;
+    # the operator is told to update the vault of the inventory the run used (its directory,
+    # not recovery_environment's "staging"); the leaked password the run's URL held is proven dead.
     assert f"recovery user is {new_user}" in first.output
     vault = re.search(r"Update vault_recovery_database_url in (\S+) \(ansible-vault edit\)", first.output)
     assert vault and vault[1].startswith(tmp_path.name + os.sep) and vault[1].endswith("/group_vars/all/vault.yml")

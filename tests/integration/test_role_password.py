@@ -30,10 +30,10 @@ PLAY = """
   roles:
     - role: credential_rotation
   post_tasks:
-    - name: Say who this run's database URL logs in as now
+    - name: Say who this run's database URL logs in as now (the role's secret output)
       ansible.builtin.debug:
-        msg: "recovery user is {{ (recovery_database_url | database_url_params).login_user }}"
-      when: recovery_database_url is defined
+        msg: "recovery user is {{ (credential_rotation_new_database_url | database_url_params).login_user }}"
+      when: credential_rotation_new_database_url is defined
 """
 
 

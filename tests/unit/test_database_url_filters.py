@@ -104,3 +104,10 @@ def test_the_url_mask_is_the_one_mask_of_redaction():
     from ansible.module_utils.redaction import MASK
 
     assert URL_MASK == MASK
+
+
+def test_secret_values_add_a_database_urls_password_alone():
+    other = "postgresql://u:new%2Fpw@h/db?password=from-query"
+    assert FILTERS["secret_values"]([URL, "", None, "rnd_key", other, "rnd_key", "notaurl"]) == [
+        URL, "s3cr@t-pw", "rnd_key", other, "from-query", "notaurl"]
+    assert FILTERS["secret_values"]([]) == []

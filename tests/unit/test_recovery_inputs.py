@@ -139,3 +139,17 @@ def test_the_vault_file_comes_from_the_inventory_directory_not_the_environment_n
 def test_vault_file_error_refuses_what_cannot_name_a_file(value, reason):
     found = FILTERS["vault_file_error"](value, "vault_file")
     assert found.startswith(reason) if reason else found == ""
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://u:topsecret@h:5432/db", ""),
+    ("postgresql://CHANGE_ME_user:CHANGE_ME@h/db", "backup_database_url still holds a CHANGE_ME placeholder"),
+    ("mysql://u:topsecret@h/db", "backup_database_url: database URL must start with postgresql://"),
+    ("postgresql://u:topsecret@h:99999/db", "backup_database_url: database URL has an invalid port"),
+    ("", "backup_database_url: database URL must be a non-empty string"),
+    (None, "backup_database_url: database URL must be a non-empty string"),
+])
+def test_database_url_problem_names_the_variable_never_the_value(url, expected):
+    problem = FILTERS["database_url_problem"](url, "backup_database_url")
+    assert problem.startswith(expected) if expected else problem == ""
+    assert "topsecret" not in problem
