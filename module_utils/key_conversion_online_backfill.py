@@ -14,11 +14,16 @@ import random
 import time
 
 from ansible.module_utils import key_conversion_online_sql as sql
+from ansible.module_utils.key_conversion_run import maintenance_fence
 from ansible.module_utils.key_conversion_sql import ident
 
 LOCK_FAILURES = frozenset({"55P03", "40P01"})  # lock_timeout, deadlock: nothing done, try again
 ENABLE = {"O": "ENABLE TRIGGER", "A": "ENABLE ALWAYS TRIGGER", "R": "ENABLE REPLICA TRIGGER"}
 PROGRESS_SECONDS = 5.0
+# How long a step waits, per table, behind a VACUUM, ANALYZE or index build before
+# its own short lock (maintenance_fence): an autovacuum is cancelled after
+# deadlock_timeout; a manual one, or one preventing wraparound, is waited for.
+MAINTENANCE_WAIT_MS = 60_000
 ROWS_PER_PAGE_GUESS = 100  # a table never analyzed
 
 
@@ -26,14 +31,19 @@ class ExpandError(Exception):
     """An expand step failed; what was done before it stays and is reused."""
 
 
-def run_steps(conn, statements: list, options, *, what: str, counted: int | None = None, params=None) -> int:
+def run_steps(conn, statements: list, options, *, what: str, counted: int | None = None, params=None,
+              fence: str | None = None) -> int:
     """Run ``statements`` in one transaction with the run's lock_timeout, again
     (bounded, with backoff) when a lock could not be had. ``params`` go to the
-    statement at position ``counted``, whose row count is returned."""
+    statement at position ``counted``, whose row count is returned. ``fence``:
+    the table whose SHARE UPDATE EXCLUSIVE lock is taken first, waiting out a
+    VACUUM (maintenance_fence), for statements locking it more than writes do."""
     for attempt in range(options.lock_retries + 1):
         try:
             conn.rollback()
             rows = 0
+            if fence:
+                maintenance_fence(conn, [fence], MAINTENANCE_WAIT_MS)
             with conn.cursor() as cur:
                 cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{options.lock_timeout_ms}ms",))
                 for number, statement in enumerate(statements):
@@ -82,7 +92,8 @@ def backfill(conn, table, options, *, batch_rows: int, pause_seconds: float, say
     while page < pages:
         end = page + pages_per_batch
         written += max(0, run_steps(conn, statements, options, counted=counted, params=(f"({page},0)", f"({end},0)"),
-                                    what=f"backfill of {table.relation} pages {page}-{end}"))
+                                    what=f"backfill of {table.relation} pages {page}-{end}",
+                                    fence=table.relation if table.update_triggers else None))
         batches += 1
         page = end
         now = clock()

@@ -148,7 +148,7 @@ def _expand_table(conn, plan, table, options, batch_rows, pause_seconds, say, re
                           sql.comment_sync_function(table.schema, rel, table.columns),
                           *sql.create_sync_trigger(table.schema, rel),
                           sql.drop_proof_check(rel), *sql.add_proof_check(rel, table.columns)]
-            data.run_steps(conn, statements, options, what=f"adding the shadow columns of {rel}")
+            data.run_steps(conn, statements, options, what=f"adding the shadow columns of {rel}", fence=rel)
             executed += statements
         if not done["backfill"]:
             filled = data.backfill(conn, table, options, batch_rows=batch_rows, pause_seconds=pause_seconds, say=say)
@@ -157,7 +157,7 @@ def _expand_table(conn, plan, table, options, batch_rows, pause_seconds, say, re
             executed.append(f"-- backfill {rel}: {filled['rows']} rows in {filled['batches']} batches")
             # A full scan under SHARE UPDATE EXCLUSIVE: the app reads and writes on.
             statement = sql.validate_proof_check(rel)
-            data.run_steps(conn, [statement], options, what=f"validating the proof check on {rel}")
+            data.run_steps(conn, [statement], options, what=f"validating the proof check on {rel}", fence=rel)
             executed.append(statement)
         shadows = {c["column"]: c["shadow"] for c in table.columns}
         for index in table.shadow_indexes:
@@ -195,7 +195,8 @@ def _swap_and_contract(conn, reader, request, options, user, allow_rewrite, say,
         conn.rollback()
         say(f"swap: locking {len(relations)} relations (attempt {attempt + 1})")
         locked = take_locks(conn, reader, relations, swap_options, attempt, lock_attempts,
-                            memory_setting(options, plan.offline), total_ms=budget)
+                            memory_setting(options, plan.offline), total_ms=budget,
+                            fence_ms=data.MAINTENANCE_WAIT_MS)
         _timed(timings, "lock_wait", start)
         if not locked:
             continue
@@ -302,13 +303,13 @@ def _remove(conn, item: dict, options, say) -> list[str]:
         return statements
     rel = item["relation"]
     executed = [sql.drop_sync_trigger(rel), sql.drop_proof_check(rel)]
-    data.run_steps(conn, executed, options, what=f"removing the sync trigger and check of {rel}")
+    data.run_steps(conn, executed, options, what=f"removing the sync trigger and check of {rel}", fence=rel)
     dropped = [f"DROP INDEX CONCURRENTLY IF EXISTS {index}" for index in item["indexes"]]
     data.run_outside_a_transaction(conn, dropped)
     executed += dropped
     if item["columns"]:
         statement = f"ALTER TABLE {rel} " + ", ".join(f"DROP COLUMN IF EXISTS {ident(c)}" for c in item["columns"])
-        data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}")
+        data.run_steps(conn, [statement], options, what=f"dropping the shadow columns of {rel}", fence=rel)
         executed.append(statement)
     say(f"aborted the online expand on {rel}")
     return executed

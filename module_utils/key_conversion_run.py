@@ -304,18 +304,23 @@ def _convert_now(conn, request: ConversionRequest, options: RunOptions, say, lef
 
 
 def take_locks(conn, reader, relations: list[str], options: RunOptions, attempt: int, lock_attempts: list,
-               memory: str, *, total_ms: int | None = None) -> bool:
+               memory: str, *, total_ms: int | None = None, fence_ms: int | None = None) -> bool:
     """LOCK every relation IN ACCESS EXCLUSIVE MODE in one statement (all or
     none) with the run's lock_timeout, in the caller's transaction. True when
     held; False when the caller should try again (after the backoff slept here,
     the blocking sessions recorded in lock_attempts); ConversionError when not.
     ``total_ms`` also bounds the whole statement (lock_timeout bounds each
-    relation's wait: the tables locked first stay locked while a later one waits)."""
-    _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
-             "set_config('maintenance_work_mem', %s, true)",
-             (f"{options.lock_timeout_ms}ms", f"{total_ms or options.statement_timeout_ms}ms", memory))
+    relation's wait: the tables locked first stay locked while a later one waits).
+    ``fence_ms``: first SHARE UPDATE EXCLUSIVE on them all, waiting up to that
+    long per relation (see maintenance_fence)."""
+    _execute(conn, "SELECT set_config('statement_timeout', %s, true), set_config('maintenance_work_mem', %s, true)",
+             (f"{options.statement_timeout_ms}ms", memory))
     retryable = RETRYABLE_LOCK_FAILURES | ({QUERY_CANCELED} if total_ms else set())
     try:
+        if fence_ms:
+            maintenance_fence(conn, relations, fence_ms)
+        _execute(conn, "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                 (f"{options.lock_timeout_ms}ms", f"{total_ms or options.statement_timeout_ms}ms"))
         _execute(conn, "LOCK TABLE " + ", ".join(relations) + " IN ACCESS EXCLUSIVE MODE")
         if total_ms:
             _execute(conn, "SELECT set_config('statement_timeout', %s, true)", (f"{options.statement_timeout_ms}ms",))
@@ -342,6 +347,20 @@ def take_locks(conn, reader, relations: list[str], options: RunOptions, attempt:
     delay = options.retry_base_seconds * 2 ** attempt
     options.sleep(delay + random.uniform(0, delay))  # noqa: S311 -- jitter, not crypto
     return False
+
+
+def maintenance_fence(conn, relations: list[str], wait_ms: int) -> None:
+    """SHARE UPDATE EXCLUSIVE on ``relations`` in the caller's transaction,
+    waiting up to ``wait_ms`` per relation, before a step whose own lock must be
+    short. That lock blocks no read or write of the app, only VACUUM, ANALYZE,
+    index builds and DDL, so waiting for it is harmless; and an autovacuum in the
+    way is cancelled by the server once a lock request has waited
+    deadlock_timeout, which a short lock timeout never reaches. (After a
+    backfill every table is due for one: without this fence the swap could
+    never lock a table autovacuum is working on.) Held, it keeps a new
+    autovacuum off those tables until the transaction ends."""
+    _execute(conn, "SELECT set_config('lock_timeout', %s, true)", (f"{wait_ms}ms",))
+    _execute(conn, "LOCK TABLE " + ", ".join(relations) + " IN SHARE UPDATE EXCLUSIVE MODE")
 
 
 def _rollback_quietly(conn) -> None:

@@ -3,6 +3,7 @@ owner: the same result as the offline mode, the app writing throughout, check
 mode planning the three phases, abort, and a re-run after an interrupted expand."""
 
 import os
+import threading
 
 import psycopg2
 import pytest
@@ -106,6 +107,41 @@ def test_app_writes_throughout_and_none_is_lost(broken_db, tmp_path):
         assert cur.fetchone()[0] == "character varying(36)"
     print(f"online with a writer: {len(writer.committed)} writes ({len(writer.deleted)} deletes), longest "
           f"{max(w['seconds'] for w in writer.committed)} s, lock {outcome['timings']['exclusive_lock']} s")
+
+
+def test_a_vacuum_holding_a_table_at_the_swap_is_waited_out_without_blocking_the_app(broken_db):
+    """After a backfill every table is due for an autovacuum, which holds SHARE UPDATE
+    EXCLUSIVE: a swap whose short lock gave up before deadlock_timeout would never get
+    such a table. Here another session holds that lock on documents for 2.5 s when the
+    swap starts: the swap waits behind it in its maintenance fence (a lock that blocks no
+    write: the app updates documents meanwhile) and then locks at its first attempt."""
+    holder, app_write, timers = psycopg2.connect(broken_db), {}, []
+
+    def app_update():
+        with psycopg2.connect(broken_db) as conn, conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '2s'")
+            cur.execute("UPDATE documents SET title = title WHERE id = (SELECT id FROM documents LIMIT 1)")
+            app_write["rows"] = cur.rowcount
+        conn.close()
+
+    def at_the_swap(message):
+        if message.startswith("swap: locking") and not timers:
+            with holder.cursor() as cur:
+                cur.execute("LOCK TABLE documents IN SHARE UPDATE EXCLUSIVE MODE")  # as VACUUM does
+            timers.extend([threading.Timer(1.0, app_update), threading.Timer(2.5, holder.rollback)])
+            for timer in timers:
+                timer.start()
+
+    try:
+        outcome = _online(broken_db, progress=at_the_swap)
+    finally:
+        for timer in timers:
+            timer.join()
+        holder.close()
+    assert timers, "the swap never started"
+    assert app_write == {"rows": 1}  # written while the swap waited for the lock
+    assert outcome["changed"] and outcome["lock_attempts"] == []
+    assert outcome["timings"]["lock_wait"] >= 2.0 and outcome["timings"]["exclusive_lock"] < 2.0
 
 
 def test_abort_removes_an_unfinished_expand_and_a_rerun_converts(broken_db):
