@@ -108,25 +108,32 @@ def backfill(conn, table, options, *, batch_rows: int, pause_seconds: float, say
     return {"rows": written, "batches": batches, "seconds": round(clock() - start_time, 3)}
 
 
-def run_outside_a_transaction(conn, statements: list[str]) -> None:
+def run_outside_a_transaction(conn, statements: list[str], memory: str | None = None) -> None:
     """Statements that refuse a transaction block (CREATE/DROP INDEX CONCURRENTLY),
     each its own; waiting for older transactions blocks nobody here (SHARE UPDATE
-    EXCLUSIVE), so no lock timeout."""
+    EXCLUSIVE), so no lock timeout. ``memory``: maintenance_work_mem for them
+    (an index build sorts in it)."""
     conn.rollback()
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
             cur.execute("SET lock_timeout = 0")
+            if memory:
+                cur.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
             for statement in statements:
                 cur.execute(statement)
             cur.execute("RESET lock_timeout")
+            if memory:
+                cur.execute("RESET maintenance_work_mem")
     finally:
         conn.autocommit = False
 
 
-def build_index(conn, schema: str, relation: str, index: dict, shadows: dict, valid: bool | None, say) -> list[str]:
+def build_index(conn, schema: str, relation: str, index: dict, shadows: dict, valid: bool | None, say,
+                memory: str | None = None) -> list[str]:
     """CREATE INDEX CONCURRENTLY of one shadow index (an invalid one a killed
-    build left is dropped first); returns the statements run."""
+    build left is dropped first), sorting in ``memory`` (the offline mode's
+    maintenance_work_mem for its index builds); returns the statements run."""
     if valid:
         return []
     statements = []
@@ -135,7 +142,7 @@ def build_index(conn, schema: str, relation: str, index: dict, shadows: dict, va
     statements.append(sql.create_shadow_index(relation, index, shadows))
     say(f"building index {sql.shadow_index(index['bare_name'])} on {relation} concurrently")
     try:
-        run_outside_a_transaction(conn, statements)
+        run_outside_a_transaction(conn, statements, memory)
     except Exception as exc:
         raise ExpandError(f"building index {sql.shadow_index(index['bare_name'])} on {relation} failed (a re-run "
                           f"drops and builds it again): {str(exc).strip()}") from None

@@ -162,7 +162,8 @@ def _expand_table(conn, plan, table, options, batch_rows, pause_seconds, say, re
         shadows = {c["column"]: c["shadow"] for c in table.columns}
         for index in table.shadow_indexes:
             valid = table.state.get("indexes", {}).get(sql.shadow_index(index["bare_name"]))
-            executed += data.build_index(conn, table.schema, rel, index, shadows, valid, say)
+            executed += data.build_index(conn, table.schema, rel, index, shadows, valid, say,
+                                         memory_setting(options, plan.offline))
     finally:
         with lock:
             result["executed_sql"] += executed
