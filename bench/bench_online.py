@@ -15,7 +15,8 @@ A writer process (its own connection, as the app) inserts a user and updates a
 document in one short transaction after another, from before the conversion
 starts to after it ends. Printed side by side for each size, offline | online |
 online/offline: total seconds, the longest exclusive-lock hold (the conversion's
-own timing: offline its one transaction, online the swap), the writer's worst
+own timing: offline its one transaction, online the swap; and the longest hold of
+an ACCESS EXCLUSIVE lock on users seen in pg_locks, polled every 5 ms), the writer's worst
 stall (the longest time one write took, from its first attempt to its COMMIT,
 among the writes in flight during the conversion), its commits per second
 during the conversion and before it, and its lost writes (committed, then not
@@ -37,6 +38,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -158,6 +160,38 @@ def run_online(url: str) -> dict:
 RUNNERS = {"offline": run_offline, "online": run_online}
 
 
+class LockSampler:
+    """The longest time an ACCESS EXCLUSIVE lock on users was held, from pg_locks
+    polled every 5 ms on its own connection: the hold itself, without the COMMIT's
+    work after the locks are released (unlinking dropped files)."""
+
+    def __init__(self, url: str):
+        self.longest, self._stop = 0.0, threading.Event()
+        self._conn = psycopg2.connect(url, application_name="bench_online lock sampler")
+        self._conn.autocommit = True
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        held_since = None
+        with self._conn.cursor() as cur:
+            while not self._stop.is_set():
+                cur.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND granted "
+                            "AND mode = 'AccessExclusiveLock' AND relation = 'users'::regclass)")
+                held, now = cur.fetchone()[0], time.monotonic()
+                if held and held_since is None:
+                    held_since = now
+                elif not held and held_since is not None:
+                    self.longest, held_since = max(self.longest, now - held_since), None
+                time.sleep(0.005)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(10)
+        self._conn.close()
+        return self.longest
+
+
 def lost_writes(url: str, writes: list) -> int:
     """Committed inserts not found, and documents whose body is not the last committed one."""
     last_body = {document: body for _, document, body, _, _ in writes}
@@ -183,14 +217,19 @@ def measure(cluster, mode: str, baseline: float) -> dict:
         writer = Writer(url, os.path.join(scratch, "writes.json"))
         try:
             time.sleep(baseline)  # the writer's pace before the conversion
+            sampler = LockSampler(url)
             start = time.monotonic()
-            result = RUNNERS[mode](url)
+            try:
+                result = RUNNERS[mode](url)
+            finally:
+                sampled = sampler.stop()
             end = time.monotonic()
             time.sleep(0.5)  # a few writes after it as well
         finally:
             writes, errors = writer.stop()
     during = [w for w in writes if w[3] <= end and w[4] >= start]  # in flight at some time in [start, end]
     result |= {
+        "lock_sampled": sampled,
         "stall": max((w[4] - w[3] for w in during), default=0.0),
         "commits_per_s": sum(1 for w in writes if start <= w[4] <= end) / max(end - start, 1e-9),
         "commits_per_s_before": sum(1 for w in writes if start - baseline <= w[4] < start) / baseline,
@@ -205,7 +244,8 @@ def measure(cluster, mode: str, baseline: float) -> dict:
 
 ROWS = [  # (label, key, format, ratio printed)
     ("total s", "total", ".1f", True),
-    ("exclusive lock s", "lock", ".2f", True),
+    ("exclusive lock s (own timing)", "lock", ".2f", True),
+    ("exclusive lock s (pg_locks)", "lock_sampled", ".2f", True),
     ("writer worst stall s", "stall", ".2f", True),
     ("writer commits/s during", "commits_per_s", ".0f", True),
     ("writer commits/s before", "commits_per_s_before", ".0f", False),
@@ -250,15 +290,18 @@ def print_table(size: dict, rounds: int) -> None:
 
 def verdicts(sizes: list[dict]) -> list[tuple[str, bool]]:
     lines = []
+    # Judged on the larger of the swap's own timing (its COMMIT included) and the hold pg_locks showed.
     for size in sizes:
-        lock = size["medians"]["online"]["lock"]
+        lock = max(size["medians"]["online"]["lock"], size["medians"]["online"]["lock_sampled"])
         lines.append((f"scale {size['scale']}: online exclusive lock {lock:.2f} s <= {LOCK_TARGET:g} s",
                       lock <= LOCK_TARGET))
     if len(sizes) > 1:
-        small, large = (s["medians"]["online"]["lock"] for s in (sizes[0], sizes[-1]))
+        # The hold itself (pg_locks): the COMMIT unlinks dropped files after releasing the locks.
+        small, large = (s["medians"]["online"]["lock_sampled"] for s in (sizes[0], sizes[-1]))
         factor = sizes[-1]["scale"] / sizes[0]["scale"]
         shown = f"{large / small:.2f}" if small else "n/a"
-        lines.append((f"online lock not growing: scale {sizes[-1]['scale']} / scale {sizes[0]['scale']} = {shown} "
+        lines.append((f"online lock (pg_locks) not growing: scale {sizes[-1]['scale']} / scale "
+                      f"{sizes[0]['scale']} = {shown} "
                       f"({large:.2f} / {small:.2f} s; linear growth would be {factor:g}), "
                       f"<= {GROWTH_RATIO:g} x + {GROWTH_NOISE:g} s", large <= GROWTH_RATIO * small + GROWTH_NOISE))
     for size in sizes:
