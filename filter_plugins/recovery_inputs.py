@@ -30,10 +30,11 @@ def database_url_problem(url, name: str) -> str:
     """Why the database URL given as ``name`` is unusable, never its value: a
     placeholder, or what is wrong with it; "" when it is fine. Safe to compute
     under no_log and show after."""
-    error = _inputs.placeholder_error(url, name)
-    if not error and _pg_url.database_url_error(url):
-        error = f"{name}: {_pg_url.database_url_error(url)}"
-    return error
+    placeholder = _inputs.placeholder_error(url, name)
+    if placeholder:
+        return placeholder
+    error = _pg_url.database_url_error(url)
+    return f"{name}: {error}" if error else ""
 
 
 def _raising(func):
