@@ -9,7 +9,8 @@ each size converts two identical copies of it (CREATE DATABASE ... TEMPLATE):
 
   offline  convert() with the module's defaults (ConversionRequest(), RunOptions())
   online   convert_online() with the module's defaults: batches of 5000 rows, no
-           pause, no rewrite allowed inside the swap, lock_timeout 1000 ms
+           pause, no rewrite allowed inside the swap, lock_timeout 1000 ms, the
+           expand on 4 connections
 
 A writer process (its own connection, as the app) inserts a user and updates a
 document in one short transaction after another, from before the conversion
@@ -55,8 +56,8 @@ from demoapp import fixture
 from localenv import cluster as pg
 
 # pg_convert_keys' defaults for mode=online: online_batch_rows, online_batch_pause,
-# online_allow_rewrite and online_lock_timeout (in place of lock_timeout, in ms).
-ONLINE = {"batch_rows": 5000, "batch_pause": 0.0, "allow_rewrite": False, "lock_timeout": 1000}
+# online_allow_rewrite, online_lock_timeout (in place of lock_timeout, in ms) and online_workers.
+ONLINE = {"batch_rows": 5000, "batch_pause": 0.0, "allow_rewrite": False, "lock_timeout": 1000, "workers": 4}
 MODES = ("offline", "online")
 WRITER_EMAIL = "@bench-online.writer"
 LOCK_TARGET, STALL_TARGET, TOTAL_RATIO_TARGET = 2.0, 3.0, 3.0
@@ -146,7 +147,8 @@ def run_online(url: str) -> dict:
     start = time.monotonic()
     options = RunOptions(connect=lambda: psycopg2.connect(url), lock_timeout_ms=ONLINE["lock_timeout"])
     outcome = convert_online(conn, ConversionRequest(), options, batch_rows=ONLINE["batch_rows"],
-                             pause_seconds=ONLINE["batch_pause"], allow_rewrite=ONLINE["allow_rewrite"])
+                             pause_seconds=ONLINE["batch_pause"], allow_rewrite=ONLINE["allow_rewrite"],
+                             workers=ONLINE["workers"])
     total = time.monotonic() - start
     conn.close()
     assert outcome["changed"] and outcome["fk_count_before"] == outcome["fk_count_after"]

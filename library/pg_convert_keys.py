@@ -61,6 +61,13 @@ options:
     description: Seconds to pause between backfill batches, in online mode (gives the app's writes room).
     type: float
     default: 0
+  online_workers:
+    description:
+      - Connections the online expand works on, one table each at a time (backfill, index builds). Each is one
+        more session beside the app's; more than the server's cores still helps, as each waits on its commits and
+        index builds part of the time.
+    type: int
+    default: 4
   online_lock_timeout:
     description:
       - In online mode, milliseconds each brief lock (adding the shadows, the swap's exclusive locks) may wait, in
@@ -265,6 +272,7 @@ def main():
         "mode": {"type": "str", "choices": ["offline", "online"], "default": "offline"},
         "online_batch_rows": {"type": "int", "default": 5000},
         "online_batch_pause": {"type": "float", "default": 0},
+        "online_workers": {"type": "int", "default": 4},
         "online_allow_rewrite": {"type": "bool", "default": False},
         "online_lock_timeout": {"type": "int", "default": 1000},
         "online_abort": {"type": "bool", "default": False},
@@ -276,8 +284,10 @@ def main():
         request = request_from_params(p)
         if p["online_abort"] and p["mode"] != "online":
             raise ValueError("online_abort removes an online expand: it needs mode online")
-        if p["online_batch_rows"] < 1 or p["online_batch_pause"] < 0 or p["online_lock_timeout"] <= 0:
-            raise ValueError("online_batch_rows must be >= 1, online_batch_pause >= 0 and online_lock_timeout > 0")
+        if (p["online_batch_rows"] < 1 or p["online_batch_pause"] < 0 or p["online_lock_timeout"] <= 0
+                or p["online_workers"] < 1):
+            raise ValueError("online_batch_rows must be >= 1, online_batch_pause >= 0, online_lock_timeout > 0 "
+                             "and online_workers >= 1")
     except ValueError as exc:
         refuse(module, str(exc))
 
@@ -325,7 +335,7 @@ def main():
         try:
             outcome = (convert_online(conn, request, options, batch_rows=p["online_batch_rows"],
                                       pause_seconds=p["online_batch_pause"],
-                                      allow_rewrite=p["online_allow_rewrite"]) if online
+                                      allow_rewrite=p["online_allow_rewrite"], workers=p["online_workers"]) if online
                        else convert(conn, request, options))
         except ConversionError as exc:
             late = f"not done within run_timeout ({p['run_timeout']} s), cancelled: " if deadline.expired else ""

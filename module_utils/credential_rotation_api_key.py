@@ -3,7 +3,7 @@
 API keys are dashboard-only (shared/reference/RENDER_API.md section 1): the collection
 cannot revoke one, only prove that the key it runs with is not one the operator recorded
 as leaked, by its SHA-256 fingerprint (never the key). recover.yml refuses such a key
-before its first change (filter_plugins/credential_rotation.py loads this file) and the
+before its first change (filter_plugins/recovery_filters.py loads this file) and the
 credential_rotation_plan module before it uses the key; both through ``check_api_key``.
 
 Standalone (no other module_utils import) so a filter can load it from its file. No

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import suppress
 
 from ansible.module_utils import key_conversion_online_sql as sql
 from ansible.module_utils.key_conversion_run import maintenance_fence
@@ -122,10 +123,10 @@ def run_outside_a_transaction(conn, statements: list[str], memory: str | None = 
                 cur.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
             for statement in statements:
                 cur.execute(statement)
-            cur.execute("RESET lock_timeout")
-            if memory:
-                cur.execute("RESET maintenance_work_mem")
     finally:
+        # Session settings: a failed build must not leave the connection without its lock timeout.
+        with suppress(Exception), conn.cursor() as cur:
+            cur.execute("RESET lock_timeout" + ("; RESET maintenance_work_mem" if memory else ""))
         conn.autocommit = False
 
 

@@ -115,7 +115,7 @@ def _expand_statements(table: OnlineTable, collation: str | None) -> list[str]:
                   *sql.create_sync_trigger(table.schema, rel),
                   *sql.add_proof_check(rel, table.columns),
                   f"-- backfill {rel}: " + sql.backfill_batch(rel, table.columns) + " (per page range)",
-                  sql.validate_proof_check(rel)]
+                  sql.vacuum_after_backfill(rel), sql.validate_proof_check(rel)]
     statements += [sql.create_shadow_index(rel, ix, _shadows(table)) for ix in table.shadow_indexes]
     return statements
 

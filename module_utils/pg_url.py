@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 SCHEMES = ("postgres", "postgresql")
-# redaction.MASK, spelled out: filter_plugins/database_url.py loads this file alone (no imports).
+# redaction.MASK, spelled out: filter_plugins/recovery_filters.py loads this file alone (no imports).
 MASK = "********"
 # Query parameters holding a secret (libpq accepts ?password=...).
 SECRET_QUERY_KEYS = ("password",)

@@ -12,7 +12,7 @@
   comes from the inventory the host was read from, never from the environment's name.
 
 Messages name the variable and never hold the value of a secret. The filter plugin
-filter_plugins/recovery_inputs.py loads this file, so playbooks and modules share it.
+filter_plugins/recovery_filters.py loads this file, so playbooks and modules share it.
 """
 
 from __future__ import annotations

@@ -323,3 +323,28 @@ def test_targeted_fixtures_online_give_the_offline_result(category, make_databas
     assert not outcome["plan"].rewritten_tables and not outcome["post_commit_errors"]
     assert fingerprint(online_url, extended=True, column_order=False) == fingerprint(
         offline_url, extended=True, column_order=False)
+
+
+def test_a_failed_concurrent_index_build_leaves_the_session_settings_as_they_were(make_database):
+    """An index build runs with lock_timeout 0 and the build's maintenance_work_mem; when it
+    fails, the connection goes back to the run's settings (it is used again, by the next
+    table or the abort)."""
+    from ansible.module_utils.key_conversion_online_backfill import run_outside_a_transaction
+
+    conn = psycopg2.connect(make_database())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1), (1)")
+            cur.execute("SET lock_timeout = '1234ms'")
+            cur.execute("SHOW maintenance_work_mem")
+            memory_before = cur.fetchone()[0]
+        conn.commit()
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            run_outside_a_transaction(conn, ["CREATE UNIQUE INDEX CONCURRENTLY t_id ON t (id)"], "77MB")
+        assert conn.autocommit is False
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('lock_timeout'), current_setting('maintenance_work_mem')")
+            # RESET goes back to the session's default (the server's), not the SET above.
+            assert cur.fetchone() == ("0", memory_before)
+    finally:
+        conn.close()

@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from filter_plugins.database_url import FilterModule
+from filter_plugins.recovery_filters import FilterModule
 
 FILTERS = FilterModule().filters()
 URL = "postgresql://app_user:s3cr%40t-pw@dpg-abc-a.oregon-postgres.render.com:5432/app_db"

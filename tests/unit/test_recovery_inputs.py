@@ -4,7 +4,7 @@ and maintenance take exactly their words, messages never hold the API key."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from filter_plugins.recovery_inputs import FilterModule
+from filter_plugins.recovery_filters import FilterModule
 
 FILTERS = FilterModule().filters()
 SETTINGS = {"render_service_id": "srv-d0abc", "render_postgres_id": "dpg-d0abc-a",

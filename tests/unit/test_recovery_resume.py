@@ -1,7 +1,7 @@
 """Where a recovery stands: done only when the schema is converted, alembic_version is at
 head and the newest deploy is live; otherwise the first false one is where a run resumes."""
 
-from filter_plugins.recovery_resume import FilterModule
+from filter_plugins.recovery_filters import FilterModule
 
 STATE = FilterModule().filters()["recovery_resume_state"]
 HEAD = "b354d12d1e7d"

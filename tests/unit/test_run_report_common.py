@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from ansible.module_utils.redaction import redact
 from ansible.module_utils.run_id import new_run_id, run_id_time
 
-from filter_plugins.run_id import FilterModule
+from filter_plugins.recovery_filters import FilterModule
 from tests.unit.test_run_report import PASSWORD, RUN_ID
 
 
