@@ -124,7 +124,8 @@ def run_outside_a_transaction(conn, statements: list[str], memory: str | None = 
             for statement in statements:
                 cur.execute(statement)
     finally:
-        # Session settings: a failed build must not leave the connection without its lock timeout.
+        # Back to the session's defaults even when a statement failed: the connection is used
+        # again (the next table, the abort), and must not keep this memory or lock_timeout 0.
         with suppress(Exception), conn.cursor() as cur:
             cur.execute("RESET lock_timeout" + ("; RESET maintenance_work_mem" if memory else ""))
         conn.autocommit = False

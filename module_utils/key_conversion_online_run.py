@@ -40,7 +40,7 @@ SWAP_STATEMENTS_PER_ROUND_TRIP = 25
 # Connections the expand works on, one table each at a time: a backfill batch waits
 # on its commit's WAL flush and an index build on older transactions, so more
 # connections than cores keep them busy (1 GB on 2 cores: expand 62.7 s on 2, 58.2 s
-# on 3, 53-57 s on 4). Each is one more session beside the app's.
+# on 3, 53-59 s on 4). Each is one more session beside the app's.
 ONLINE_WORKERS = 4
 
 
@@ -163,7 +163,11 @@ def _expand_table(conn, plan, table, options, batch_rows, pause_seconds, say, re
                 result["backfill"][rel] = filled
             executed.append(f"-- backfill {rel}: {filled['rows']} rows in {filled['batches']} batches")
             statement = sql.vacuum_after_backfill(rel)
-            data.run_outside_a_transaction(conn, [statement], memory_setting(options, plan.offline))
+            try:
+                data.run_outside_a_transaction(conn, [statement], memory_setting(options, plan.offline))
+            except Exception as exc:
+                raise data.ExpandError(f"{statement} failed (a re-run backfills what is left and runs it "
+                                       f"again): {str(exc).strip()}") from None
             executed.append(statement)
             # A full scan under SHARE UPDATE EXCLUSIVE: the app reads and writes on.
             statement = sql.validate_proof_check(rel)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 SCHEMES = ("postgres", "postgresql")
-# redaction.MASK, spelled out: filter_plugins/recovery_filters.py loads this file alone (no imports).
+# What stands for a masked credential, everywhere (redaction.py takes it from here: this file
+# stands alone, no imports, because filter_plugins/recovery_filters.py loads it from its file).
 MASK = "********"
 # Query parameters holding a secret (libpq accepts ?password=...).
 SECRET_QUERY_KEYS = ("password",)

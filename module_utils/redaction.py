@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from ansible.module_utils.pg_url import MASK  # its one spelling (pg_url stands alone for the filters)
+
 REDACTED = "[redacted]"
-MASK = "********"
 _CREDENTIALS = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)|(\bPGPASSWORD=)\S+")
 
 
